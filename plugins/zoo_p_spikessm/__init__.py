@@ -1,0 +1,1 @@
+"""Plugin package; implementation in progress."""

@@ -1,0 +1,67 @@
+"""Dense S4D: the baseline every spiking model in the zoo is compared with.
+
+Layer (minimal S4D of Gu et al., arXiv 2206.11893): SSM convolution + D skip -> GELU -> dropout
+(tied over time) -> GLU position-wise mixing. Spec: shared/specs/binary-s4d-gsu.md section 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import zoo
+from zoo.config import ModelConfig, option
+from zoo.nn import GLU, DropoutNd, SequenceModel, SSMConv
+
+
+# ---- config -------------------------------------------------------------------------------------
+@dataclass
+class S4DConfig(ModelConfig):
+    mixing: str = option("glu", choices=("glu", "linear"), doc="position-wise output mixing after the activation")
+
+
+# ---- modules ------------------------------------------------------------------------------------
+class S4DLayer(nn.Module):
+    """(B, H, L) -> (B, H, L): SSM conv, GELU, tied dropout, GLU (or linear) mixing."""
+
+    def __init__(self, config: S4DConfig):
+        super().__init__()
+        c = config
+        self.ssm = SSMConv(c.d_model, c.d_state, c.bidirectional, c.ssm_init, c.discretization,
+                           c.dt_min, c.dt_max, c.ssm_lr)
+        self.drop = DropoutNd(c.dropout, c.tie_dropout)
+        self.mixing = GLU(c.d_model) if c.mixing == "glu" else _PositionwiseLinear(c.d_model)
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        return self.mixing(self.drop(F.gelu(self.ssm(u))))
+
+    def init_state(self, batch: int, dtype=torch.float32, device=None):
+        return self.ssm.init_state(batch, dtype, device)
+
+    def step(self, u_t: torch.Tensor, state):  # (B, H)
+        y, state = self.ssm.step(u_t, state)
+        return self.mixing(F.gelu(y)), state
+
+
+class _PositionwiseLinear(nn.Linear):
+    def __init__(self, d_model: int):
+        super().__init__(d_model, d_model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 2:
+            return super().forward(x)
+        return super().forward(x.transpose(1, 2)).transpose(1, 2)
+
+
+class S4D(SequenceModel):
+    def __init__(self, config: S4DConfig):
+        super().__init__(config, lambda c, i: S4DLayer(c))
+
+
+# ---- registration -------------------------------------------------------------------------------
+@zoo.hookimpl
+def register_architectures(register):
+    register("s4d", S4DConfig, S4D, description="Dense S4D baseline (GELU + GLU), Gu et al. 2022")

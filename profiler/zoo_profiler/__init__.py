@@ -1,0 +1,1 @@
+"""Profiler plugin; implementation in progress."""

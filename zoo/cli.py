@@ -1,0 +1,146 @@
+"""The `zoo` command. Errors print one line on stderr and exit with status 1, no traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Callable
+
+# Subcommands contributed by other modules: name -> (add_arguments, run). Kept as a table so a new
+# command is one entry, and its heavy imports happen only when it runs.
+COMMANDS: dict[str, tuple[str, Callable, Callable]] = {}
+
+
+def command(name: str, help: str):
+    def wrap(fn):
+        COMMANDS[name] = (help, getattr(fn, "add_arguments", lambda p: None), fn)
+        return fn
+    return wrap
+
+
+def with_arguments(add):
+    def wrap(fn):
+        fn.add_arguments = add
+        return fn
+    return wrap
+
+
+def print_json(obj) -> None:
+    print(json.dumps(obj, indent=2, default=str))
+
+
+def console():
+    from rich.console import Console
+
+    return Console(soft_wrap=True)
+
+
+# ---- list / info / plugins ----------------------------------------------------------------------
+@command("list", "list architectures and pretrained models")
+@with_arguments(lambda p: (
+    p.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. '*spike*'"),
+    p.add_argument("--pretrained", action="store_true", help="only models whose weights can be had"),
+    p.add_argument("--architectures", action="store_true", help="only architectures"),
+    p.add_argument("--json", action="store_true"),
+))
+def cmd_list(args) -> None:
+    from rich.table import Table
+
+    import zoo
+    from zoo.hub import weights_available
+    from zoo.registry import registry
+
+    pretrained = True if args.pretrained else (False if args.architectures else None)
+    names = zoo.list_models(args.pattern, pretrained=pretrained)
+    rows = []
+    for name in names:
+        if name in registry.models:
+            e = registry.models[name]
+            rows.append({"name": name, "kind": "pretrained", "architecture": e.architecture,
+                         "task": e.dataset or e.task, "weights": weights_available(e)})
+        else:
+            rows.append({"name": name, "kind": "architecture", "architecture": name, "task": "",
+                         "weights": ""})
+    if args.json:
+        return print_json(rows)
+    table = Table("name", "kind", "architecture", "dataset", "weights")
+    for r in rows:
+        table.add_row(r["name"], r["kind"], r["architecture"], r["task"], r["weights"])
+    console().print(table)
+
+
+@command("info", "describe an architecture or a pretrained model")
+@with_arguments(lambda p: (p.add_argument("name"), p.add_argument("--json", action="store_true")))
+def cmd_info(args) -> None:
+    import zoo
+
+    data = zoo.info(args.name)
+    if args.json:
+        return print_json(data)
+    out = console()
+    out.print(f"[bold]{data['name']}[/bold] ({data['kind']})")
+    out.print(f"parameters: {data['parameters']:,}")
+    if data["kind"] == "pretrained":
+        for key in ("architecture", "task", "dataset", "license", "paper", "weights"):
+            out.print(f"{key}: {data[key]}")
+        if data["reported"]:
+            out.print("reported (paper, not measured here): " +
+                      ", ".join(f"{k}={v}" for k, v in data["reported"].items()))
+        out.print("measured (this project's weights): " +
+                  (", ".join(f"{k}={v}" for k, v in data["measured"].items()) or "none yet"))
+        if data["notes"]:
+            out.print(f"notes: {data['notes']}")
+    else:
+        out.print(data["description"])
+        if data["pretrained"]:
+            out.print("pretrained entries: " + ", ".join(data["pretrained"]))
+    out.print("config: " + ", ".join(f"{k}={v}" for k, v in data["config"].items()))
+
+
+@command("plugins", "list plugins and their status")
+@with_arguments(lambda p: p.add_argument("--json", action="store_true"))
+def cmd_plugins(args) -> None:
+    from dataclasses import asdict
+
+    from rich.table import Table
+
+    from zoo.plugins import plugin_status
+    from zoo.registry import registry
+
+    registry.fill()  # runs the hooks, which may mark more plugins broken
+    rows = [asdict(s) for s in plugin_status()]
+    if args.json:
+        return print_json(rows)
+    table = Table("name", "module", "version", "status", "error")
+    for r in rows:
+        table.add_row(r["name"], r["module"], r["version"] or "", r["status"], r["error"] or "")
+    console().print(table)
+
+
+# ---- entry point --------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="zoo", description="spikezoo: spiking state space model zoo")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (help, add, _) in COMMANDS.items():
+        add(sub.add_parser(name, help=help, description=help))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        COMMANDS[args.command][2](args)
+    except KeyboardInterrupt:
+        print("zoo: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001 - the CLI's contract: one line, no traceback
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        print(f"zoo: error: {message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
