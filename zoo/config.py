@@ -42,7 +42,8 @@ class ModelConfig:
     prenorm: bool = option(False, doc="norm before the layer (True) or after the residual add")
     norm: str = option("batch", choices=("batch", "layer", "none"), doc="normalisation over channels")
     # input / task head
-    task: str = option("classification", choices=("classification", "lm"), doc="head type")
+    task: str = option("classification", choices=("classification", "lm", "retrieval"),
+                      doc="head: classification, language model, or two-document retrieval")
     d_input: int = option(1, min=1, doc="features per time step for real-valued input")
     vocab_size: int = option(0, min=0, doc="token vocabulary; 0 means real-valued input")
     n_classes: int = option(10, min=1, doc="classes for the classification head")
@@ -77,6 +78,8 @@ class ModelConfig:
             raise ValueError(f"config key 'dt_min': {self.dt_min} is larger than dt_max {self.dt_max}")
         if self.task == "lm" and not self.vocab_size:
             raise ValueError("config key 'vocab_size': a language model (task='lm') needs a vocabulary")
+        if self.task == "retrieval" and not self.vocab_size:
+            raise ValueError("config key 'vocab_size': the retrieval task reads token ids")
         if self.task == "lm" and self.bidirectional:
             raise ValueError("config key 'bidirectional': a language model must be causal")
 

@@ -101,7 +101,9 @@ class ResidualBlock(nn.Module):
 class SequenceModel(nn.Module):
     """Encoder, `n_layers` residual blocks of the architecture's layer, decoder.
 
-    Input: tokens (B, L) long when `vocab_size > 0`, else (B, L, d_input) float.
+    Input: tokens (B, L) long when `vocab_size > 0`, else (B, L, d_input) float; for the two-document
+    retrieval task, tokens (B, 2, L): both documents go through the same stack, are pooled, and
+    [u, v, u*v, u-v] feeds an MLP (the S4 retrieval decoder).
     Output: classification logits (B, n_classes), or LM logits (B, L, vocab_size).
     `encoder` / `decoder` may be replaced by an architecture (e.g. adaptive input and softmax).
     """
@@ -121,7 +123,9 @@ class SequenceModel(nn.Module):
         self.encoder = encoder
         self.blocks = nn.ModuleList(ResidualBlock(make_layer(config, i), config) for i in range(config.n_layers))
         self.final_norm = ChannelNorm(config.norm, H) if config.prenorm else nn.Identity()
-        if decoder is None:
+        if decoder is None and config.task == "retrieval":
+            decoder = nn.Sequential(nn.Linear(4 * H, H), nn.GELU(), nn.Linear(H, config.n_classes))
+        elif decoder is None:
             out = config.vocab_size if config.task == "lm" else config.n_classes
             decoder = nn.Linear(H, out)
         self.decoder = decoder
@@ -130,8 +134,10 @@ class SequenceModel(nn.Module):
     def check_input(self, x: torch.Tensor) -> None:
         """Raise ValueError naming the problem when x does not match the input spec."""
         c = self.config
+        if c.task == "retrieval" and (x.dim() != 3 or x.shape[1] != 2):
+            raise ValueError(f"expected two documents of token ids, shape (batch, 2, length), got {tuple(x.shape)}")
         if c.vocab_size:
-            if x.dim() != 2 or x.dtype not in (torch.int64, torch.int32):
+            if x.dim() != (3 if c.task == "retrieval" else 2) or x.dtype not in (torch.int64, torch.int32):
                 raise ValueError(f"expected token ids of shape (batch, length) and dtype int64, "
                                  f"got shape {tuple(x.shape)} dtype {x.dtype}")
             if x.numel() and (int(x.min()) < 0 or int(x.max()) >= c.vocab_size):
@@ -148,13 +154,19 @@ class SequenceModel(nn.Module):
         c = self.config
         L = length or c.seq_len
         if c.vocab_size:
-            return torch.randint(0, c.vocab_size, (batch, L), generator=generator)
+            shape = (batch, 2, L) if c.task == "retrieval" else (batch, L)
+            return torch.randint(0, c.vocab_size, shape, generator=generator)
         return torch.rand(batch, L, c.d_input, generator=generator)
 
     # ---- parallel mode ------------------------------------------------------------------------
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, L[, d_input]) -> (B, H, L) after the last block (and final norm)."""
+        """(B, L[, d_input]) -> (B, H, L) after the last block (and final norm).
+
+        Retrieval input (B, 2, L) is folded to (2B, L) first: both documents share the stack.
+        """
         self.check_input(x)
+        if self.config.task == "retrieval":
+            x = x.reshape(-1, x.shape[-1])  # (2B, L)
         h = self.encoder(x).transpose(1, 2)  # (B, H, L)
         for block in self.blocks:
             h = block(h)
@@ -164,6 +176,9 @@ class SequenceModel(nn.Module):
         if self.config.task == "lm":
             return self.decoder(h.transpose(1, 2))  # (B, L, V)
         pooled = h.mean(-1) if self.config.pooling == "mean" else h[..., -1]  # (B, H)
+        if self.config.task == "retrieval":
+            u, v = pooled.view(-1, 2, pooled.shape[-1]).unbind(1)  # (B, H) each
+            pooled = torch.cat([u, v, u * v, u - v], dim=-1)  # (B, 4H)
         return self.decoder(pooled)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -172,6 +187,8 @@ class SequenceModel(nn.Module):
     # ---- step mode ----------------------------------------------------------------------------
     def init_state(self, batch: int, dtype: torch.dtype = torch.float32, device=None) -> dict:
         """State for `step`: per-block states plus the running pooling sum."""
+        if self.config.task == "retrieval":
+            raise RuntimeError("step mode streams one sequence; the retrieval task reads two documents")
         if self.config.bidirectional:
             raise RuntimeError("step mode needs a causal model: this one is bidirectional; "
                                "build it with bidirectional=False for streaming")
