@@ -62,6 +62,21 @@ class HeavisideTriangle(torch.autograd.Function):
         return grad * torch.clamp(1 - x.abs() / w, min=0) / w, None
 
 
+class HeavisideStraightThrough(torch.autograd.Function):
+    """d s/dx = 1 for |x| <= width, else 0 (straight-through estimator, clipped)."""
+
+    @staticmethod
+    def forward(ctx, x, width: float):
+        ctx.save_for_backward(x)
+        ctx.width = width
+        return (x > 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * (x.abs() <= ctx.width).to(grad.dtype), None
+
+
 class StraightThroughClamp(torch.autograd.Function):
     """Identity forward for values already in a range; gradient passes where lo <= x <= hi.
 
@@ -85,7 +100,7 @@ def spike(x: torch.Tensor, surrogate: str = "atan", scale: float | None = None) 
     """Heaviside spike of `x` with the named surrogate gradient.
 
     `scale` is alpha for atan (default 2), k for fast_sigmoid (default 25), the half-width for
-    triangle (default 1). Raises ValueError for an unknown surrogate name.
+    triangle and straight_through (default 1). Raises ValueError for an unknown surrogate name.
     """
     if surrogate == "atan":
         return HeavisideATan.apply(x, 2.0 if scale is None else scale)
@@ -94,10 +109,7 @@ def spike(x: torch.Tensor, surrogate: str = "atan", scale: float | None = None) 
     if surrogate == "triangle":
         return HeavisideTriangle.apply(x, 1.0 if scale is None else scale)
     if surrogate == "straight_through":
-        # Heaviside forward, identity gradient (clipped to |x| <= 1).
-        hard = (x > 0).to(x.dtype)
-        soft = StraightThroughClamp.apply(x, -1.0, 1.0)
-        return hard.detach() + soft - soft.detach()
+        return HeavisideStraightThrough.apply(x, 1.0 if scale is None else scale)
     raise ValueError(f"surrogate must be one of {SURROGATES}, got {surrogate!r}")
 
 
