@@ -174,12 +174,13 @@ class SSMConv(nn.Module):
         u_t: (B, H); state (B, H, N/2). O(H N) per step, independent of the position.
         """
         self._require_causal()
-        _, A_bar, CB = self.discrete_cached(state.dtype)
+        _, A_bar, CB = self._discrete(state.dtype)
         state = A_bar * state + u_t.unsqueeze(-1)
         y = 2 * (CB[0] * state).sum(-1).real + self.D.to(u_t.dtype) * u_t
         return y.to(u_t.dtype), state
 
-    def discrete_cached(self, cdtype: torch.dtype):
+    def _discrete(self, cdtype: torch.dtype):
+        # recomputed every step (O(H N), like the step itself) so gradients reach the SSM parameters
         dtA, A_bar, CB = self.kernel.discrete()
         return dtA, A_bar.to(cdtype), CB.to(cdtype)
 
