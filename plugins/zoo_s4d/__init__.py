@@ -57,6 +57,17 @@ class _PositionwiseLinear(nn.Linear):
 
 
 class S4D(SequenceModel):
+    card_notes = """
+Dense S4D (Gu, Gupta, Goel, Re 2022, arXiv:2206.11893), the reference point for every spiking model
+in the zoo. Verified against the S4 authors' minimal S4D layer (spec `binary-s4d-gsu.md` section 1):
+diagonal complex A in conjugate pairs (N/2 stored modes), `A = -exp(log_A_real) + i A_imag`,
+B fixed to 1 and absorbed into C, log-uniform dt in [dt_min, dt_max], ZOH (default) or bilinear
+discretisation, Vandermonde kernel, FFT convolution padded to 2L, D skip, GELU, dropout tied over
+time, GLU output mixing (`mixing="linear"` gives the plain H->H linear of some S4 configs).
+A, dt use their own learning rate `ssm_lr` with no weight decay; C, D and the rest use the global
+settings. Bidirectional models use the S4 two-sided kernel (backward kernel applied to u[t+1+m]).
+"""
+
     def __init__(self, config: S4DConfig):
         super().__init__(config, lambda c, i: S4DLayer(c))
 
