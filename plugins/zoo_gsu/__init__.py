@@ -52,6 +52,9 @@ class GSUConfig(ModelConfig):
         if self.gsu_input == "spikes" and self.gsu_ste == "none":
             raise ValueError("config key 'gsu_ste': with gsu_input='spikes' the Heaviside needs a surrogate "
                              "gradient ('atan' or 'fast_sigmoid'), otherwise no gradient reaches the SSM")
+        if not self.gsu_shared_weight and self.gsu_ste == "none":
+            raise ValueError("config key 'gsu_ste': separate weights (gsu_shared_weight=False) need a surrogate "
+                             "('atan' or 'fast_sigmoid'), otherwise the identity-branch W2 gets no gradient")
 
     def surrogate_scale(self) -> float | None:
         """alpha or k of the surrogate named by gsu_ste; None when gsu_ste is 'none'."""
@@ -217,7 +220,8 @@ Verified in this repository's tests (`tests/test_gsu.py`):
 
 Reconstructed (ambiguity A1 of the spec; defaults first):
 - `gsu_shared_weight` (True): one W for both branches, H^2 + 2H parameters; False gives PRF's
-  separate W1, W2 (2H^2 + 2H).
+  separate W1, W2 (2H^2 + 2H) and needs a surrogate in `gsu_ste` (W2 is only reached through the
+  weight ternariser).
 - `gsu_ste` (`none`): no gradient through the ternarisers, so dL/dy flows only through the
   non-saturating identity branch and dL/dW only through the spike branch; `atan` / `fast_sigmoid`
   put that surrogate on each half of the sign (PRF). The paper's surrogate ablation reports GSU as
