@@ -248,3 +248,12 @@ def test_card_notes_cover_every_option():
     notes = zoo.create("binary_s4d", **TINY).card_notes
     for key in ("surrogate", "atan_alpha", "fast_sigmoid_k", "threshold", "mixing"):
         assert f"`{key}`" in notes, key
+
+
+def test_save_and_load_round_trip_keeps_outputs_and_card_notes(tmp_path):
+    model = zoo.create("binary_s4d", **TINY, seq_len=16, mixing="linear").eval()
+    zoo.save_pretrained(model, tmp_path, name="binary-s4d-tiny", paper="arXiv:2401.00955")
+    loaded = zoo.load(tmp_path)
+    x = model.example_input(2, 16)
+    assert torch.equal(model(x), loaded(x))
+    assert "Binary S4D" in (tmp_path / "README.md").read_text()

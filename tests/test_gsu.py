@@ -278,3 +278,12 @@ def test_card_notes_cover_every_option():
     for key in ("gsu_shared_weight", "gsu_ste", "gsu_threshold", "gsu_act_scope", "gsu_post", "gsu_input",
                 "gsu_learnable_scale"):
         assert f"`{key}`" in notes, key
+
+
+def test_save_and_load_round_trip_keeps_outputs_and_card_notes(tmp_path):
+    model = zoo.create("gsu", **TINY, seq_len=16, **PRF).eval()  # separate weights and the scale too
+    zoo.save_pretrained(model, tmp_path, name="gsu-tiny", paper="arXiv:2401.00955")
+    loaded = zoo.load(tmp_path)
+    x = model.example_input(2, 16)
+    assert torch.equal(model(x), loaded(x))
+    assert "Gated Spiking Unit" in (tmp_path / "README.md").read_text()
