@@ -118,6 +118,50 @@ def cmd_plugins(args) -> None:
     console().print(table)
 
 
+# ---- publishing ---------------------------------------------------------------------------------
+@command("push", "check a model folder, then upload it to the Hugging Face Hub as one commit")
+@with_arguments(lambda p: (
+    p.add_argument("folder", help="model folder written by zoo.save_pretrained or zoo train"),
+    p.add_argument("--repo", required=True, metavar="ORG/NAME", help="Hub model repo (created if missing)"),
+    p.add_argument("--revision", metavar="BRANCH", help="branch to commit to (default main; created if missing)"),
+    p.add_argument("--private", action="store_true", help="create the repo private"),
+    p.add_argument("--dry-run", action="store_true", help="check everything, upload nothing"),
+))
+def cmd_push(args) -> None:
+    from zoo.publish import push_folder
+
+    result = push_folder(args.folder, args.repo, revision=args.revision, private=args.private,
+                         dry_run=args.dry_run)
+    check = result.check
+    print(f"checked {check.folder}: {check.name} ({check.architecture}, {check.parameters:,} parameters); "
+          f"config builds, {check.tensors} tensors load strictly, card metadata complete")
+    for name, sha in check.files.items():
+        print(f"  {name:<18} sha256 {sha}")
+    for note in check.notes:
+        print(f"note: {note}")
+    if result.commit is None:
+        print(f"dry run: nothing uploaded to {result.repo_id}; after the upload the entry's revision "
+              f"is the new commit:")
+    else:
+        print(f"pushed {check.name} to {result.repo_id}: commit {result.commit}")
+        print(result.commit_url)
+        print("registry entry, revision pinned to that commit:")
+    print(result.entry_source())
+
+
+@command("new-plugin", "write an installable architecture plugin package to start from")
+@with_arguments(lambda p: (
+    p.add_argument("name", help="architecture name, snake_case (e.g. lif_s4d)"),
+    p.add_argument("--dir", default=".", help="where to create spikezoo-NAME/ (default: here)"),
+))
+def cmd_new_plugin(args) -> None:
+    from zoo.template import new_plugin
+
+    folder = new_plugin(args.name, args.dir)
+    print(f"wrote {folder}")
+    print(f"next: pip install -e {folder} && zoo plugins && pytest {folder}")
+
+
 # ---- entry point --------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zoo", description="spikezoo: spiking state space model zoo")
