@@ -17,3 +17,7 @@ __all__ = [
     "DiagonalSSMKernel", "SSMConv", "bidirectional_kernel", "fft_conv", "init_diagonal_A",
     "register_ssm_parameter", "SURROGATES", "spike", "straight_through_clamp",
 ]
+
+from zoo.nn.dplr import DPLRConv, DPLRKernel, hippo_legs, hippo_legs_dplr  # noqa: E402
+
+__all__ += ["DPLRConv", "DPLRKernel", "hippo_legs", "hippo_legs_dplr"]
