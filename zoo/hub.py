@@ -57,13 +57,16 @@ def save_pretrained(
     card_sections: dict[str, str] | None = None,
     license: str = "apache-2.0",
     paper: str = "",
+    extra: dict[str, Any] | None = None,
 ) -> Path:
     """Write `model` as a model folder: config.json, model.safetensors, README.md[, tokenizer.json].
 
     `metrics` are measured values (e.g. {"accuracy": 0.87}); they go into config.json and the card's
     model-index. `input_spec` describes the preprocessing so an independent program can reproduce it
-    (default: the model's `input_spec()`). Existing files in `folder` are replaced atomically.
-    Returns the folder. Raises ValueError if the model was not built by `zoo.create`/`zoo.load`.
+    (default: the model's `input_spec()`). `extra` adds JSON-able keys to the config's `spikezoo` block
+    (e.g. the trainer's evaluation record); it cannot replace the keys written here. Existing files in
+    `folder` are replaced atomically. Returns the folder. Raises ValueError if the model was not built
+    by `zoo.create`/`zoo.load`, or if `extra` names a key the block already has.
     """
     from safetensors.torch import save_file
 
@@ -105,6 +108,10 @@ def save_pretrained(
                 "files": {k: {"sha256": v} for k, v in files.items()},
             },
         }
+        clash = sorted(set(extra or {}) & set(cfg["spikezoo"]))
+        if clash:
+            raise ValueError(f"save_pretrained: extra keys {clash} would replace keys of the spikezoo block")
+        cfg["spikezoo"].update(extra or {})
         (tmp / CONFIG_NAME).write_text(json.dumps(cfg, indent=2, sort_keys=False) + "\n")
         card = make_card(model, cfg, license=license, paper=paper, extra_sections=card_sections or {})
         (tmp / CARD_NAME).write_text(card)
