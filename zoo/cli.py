@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Callable
 
@@ -163,6 +162,10 @@ def cmd_new_plugin(args) -> None:
     print(f"next: pip install -e {folder} && zoo plugins && pytest {folder}")
 
 
+# ---- profile: the profiler plugin's command -------------------------------------------------
+import zoo_profiler.cli  # noqa: E402,F401  (registers `zoo profile` in COMMANDS)
+
+
 # ---- entry point --------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zoo", description="spikezoo: spiking state space model zoo")
@@ -173,8 +176,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # huggingface_hub logs every retry when the Hub cannot be reached; the contract is one error line
-    os.environ.setdefault("HF_HUB_VERBOSITY", "error")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
