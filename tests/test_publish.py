@@ -136,6 +136,33 @@ def drop_weight_recorded(f):
     record_weights_sha(f)
 
 
+def nan_weight_recorded(f):
+    state = load_file(str(f / "model.safetensors"))
+    state["decoder.weight"][0, 0] = float("nan")
+    save_file(state, str(f / "model.safetensors"))
+    record_weights_sha(f)
+
+
+def card_paper_differs(f):
+    edit_card(f, r"^paper: arXiv:2206\.11893$", "paper: arXiv:0000.00000")
+
+
+def card_names_another_model(f):
+    edit_card(f, r"^- name: s4d-push-test$", "- name: another-model")
+
+
+def card_without_spikezoo_tag(f):
+    edit_card(f, r"^- spikezoo$", "- other")
+
+
+def format_from_the_future(f):
+    edit_config(f, lambda c: c["spikezoo"].update(format_version=99))
+
+
+def records_a_missing_file(f):
+    edit_config(f, lambda c: c["spikezoo"]["files"].update({"tokenizer.json": {"sha256": "0" * 64}}))
+
+
 def odd_d_state(f):
     edit_config(f, lambda c: c["model_args"].update(d_state=5))
 
@@ -185,6 +212,12 @@ def no_card(f):
     (corrupt_weights, r"model\.safetensors: sha256 [0-9a-f]{64} does not match the [0-9a-f]{64} recorded"),
     (truncate_weights_recorded, r"model\.safetensors: .*not a valid safetensors file"),
     (drop_weight_recorded, r"model\.safetensors: weights do not match .*missing keys: decoder\.weight"),
+    (nan_weight_recorded, r"model\.safetensors: non-finite values in decoder\.weight"),
+    (card_paper_differs, r"README\.md: paper 'arXiv:0000\.00000' differs from 'arXiv:2206\.11893' in config\.json"),
+    (card_names_another_model, r"README\.md: model-index names 'another-model', config\.json names 's4d-push-test'"),
+    (card_without_spikezoo_tag, r"README\.md: tags lack 'spikezoo'"),
+    (format_from_the_future, r"config\.json: spikezoo\.format_version 99 is not one this spikezoo writes"),
+    (records_a_missing_file, r"config\.json: spikezoo\.files records tokenizer\.json, which the folder lacks"),
     (odd_d_state, r"config\.json: model_args do not build a 's4d' model: .*'d_state'.* must be even"),
     (misspelt_key, r"config\.json: model_args do not build .*unknown config key 'd_modle'.*d_model"),
     (unknown_architecture, r"config\.json: architecture 'nope' is not registered"),
@@ -204,6 +237,26 @@ def test_dry_run_names_the_problem(folder, capsys, break_folder, message):
     assert code == 1 and out == ""
     assert err.startswith("zoo: error: ") and err.count("\n") == 1  # one line
     assert re.search(message, err)
+
+
+def test_a_card_without_paper_is_a_note_not_an_error(tmp_path, capsys):
+    model = zoo.create("s4d", d_model=8, d_state=4, n_layers=1, seq_len=16)
+    folder = zoo.save_pretrained(model, tmp_path / "s4d-no-paper", dataset="fashion-mnist",
+                                 metrics={"accuracy": 0.5})
+    code, out, err = push_cli(capsys, folder, "--dry-run")
+    assert code == 0, err
+    assert "note: README.md names no paper" in out and "paper=''" in out
+
+
+def test_a_language_model_needs_its_tokenizer(tmp_path):
+    model = zoo.create("s4d", task="lm", vocab_size=16, d_model=8, d_state=4, n_layers=1, seq_len=16)
+    bare = zoo.save_pretrained(model, tmp_path / "s4d-lm-test", dataset="tiny", metrics={"loss": 2.7})
+    with pytest.raises(FolderError, match="a language model needs tokenizer.json"):
+        validate_folder(bare)
+    tokenizer = {"type": "characters", "vocab": [chr(97 + i) for i in range(16)]}
+    full = zoo.save_pretrained(model, tmp_path / "s4d-lm-test", dataset="tiny", metrics={"loss": 2.7},
+                               tokenizer=tokenizer)
+    assert set(validate_folder(full).files) == FILES | {"tokenizer.json"}
 
 
 def test_bad_repo_id_is_refused(folder, capsys):
