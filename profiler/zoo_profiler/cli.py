@@ -33,7 +33,7 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 
 @command("profile", "count MACs, ACs, FLOPs and spikes of a model and estimate its energy per hardware")
 @with_arguments(lambda p: (
-    p.add_argument("name", help="pretrained model or architecture (built with random weights if none exist)"),
+    p.add_argument("name", nargs="?", help="pretrained model or architecture (built with random weights if none exist)"),
     p.add_argument("--hardware", default=None, help="comma-separated profiles, e.g. loihi,h100,45nm-fp32 "
                                                      "(default: all registered)"),
     p.add_argument("--json", metavar="FILE", help="write the report as JSON ('-' prints it instead of the table)"),
@@ -60,6 +60,8 @@ def cmd_profile(args) -> None:
             for key, c in hw["constants"].items():
                 console().print(f"  {key} = {c['value']} {c['unit']}  [dim]{c['source']}[/dim]")
         return None
+    if not args.name:
+        raise ValueError("name a model or architecture to profile (see `zoo list`)")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", zoo_profiler.RandomWeightsWarning)
         report = zoo_profiler.profile(args.name, hardware=args.hardware, length=args.length, batch=args.batch,
