@@ -119,6 +119,88 @@ def cmd_plugins(args) -> None:
     console().print(table)
 
 
+# ---- train / eval / results --------------------------------------------------------------------
+def parse_assignments(items: list[str] | None, what: str) -> dict:
+    """KEY=VALUE pairs; VALUE is read as JSON when it parses (numbers, true, lists), else a string."""
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{what} expects KEY=VALUE, got {item!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    import dataclasses
+
+    from zoo.train import TrainConfig
+
+    p.add_argument("name", help="pretrained entry (its config and data set) or architecture name")
+    p.add_argument("--dataset", help="data module (sfmnist, psfmnist, listops, ...); default: the entry's")
+    p.add_argument("--data", metavar="DIR", help="folder with the data set's files (default: its usual place)")
+    p.add_argument("--data-option", action="append", metavar="KEY=VALUE", help="data module option")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="model config override")
+    p.add_argument("--checkpoint", metavar="FILE", help="resumable checkpoint (default runs/NAME/checkpoint.safetensors)")
+    p.add_argument("--out", metavar="DIR", help="final model folder (default runs/NAME/model)")
+    p.add_argument("--model-name", help="name written into the model folder (default NAME)")
+    p.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
+    for f in dataclasses.fields(TrainConfig):
+        kind = {"int": int, "float": float, "str": str}[str(f.type).split(" ")[0]]
+        p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=None,
+                       help=f"default {f.default}")
+
+
+@command("train", "train a model; resumable; the result is a model folder with its card")
+@with_arguments(add_train_arguments)
+def cmd_train(args) -> None:
+    import dataclasses
+    from pathlib import Path
+
+    from zoo.train import TrainConfig, train
+
+    options = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+               if getattr(args, f.name) is not None}
+    run_dir = Path("runs") / args.name
+    result = train(
+        args.name, args.dataset, config=TrainConfig(**options), data_dir=args.data,
+        data_options=parse_assignments(args.data_option, "--data-option"),
+        overrides=parse_assignments(args.set, "--set"),
+        checkpoint=args.checkpoint or run_dir / "checkpoint.safetensors",
+        out=args.out or run_dir / "model", model_name=args.model_name,
+        progress=False if args.no_progress else None,
+    )
+    if not result.finished:
+        print(f"stopped at step {result.step}/{result.total_steps}; run the same command to resume")
+
+
+@command("eval", "evaluate a pretrained model or model folder on its test set")
+@with_arguments(lambda p: (
+    p.add_argument("name", help="pretrained entry name or model folder"),
+    p.add_argument("--data", metavar="DIR", help="folder with the data set's files (default: its usual place)"),
+    p.add_argument("--split", default="test"),
+    p.add_argument("--limit", type=int, help="only the first N examples"),
+    p.add_argument("--batch-size", type=int, help="default: the one recorded with the model's check"),
+    p.add_argument("--json", action="store_true"),
+))
+def cmd_eval(args) -> None:
+    from zoo.train import evaluate_pretrained
+
+    result = evaluate_pretrained(args.name, data_dir=args.data, split=args.split, limit=args.limit,
+                                 batch_size=args.batch_size, progress=not args.json)
+    if args.json:
+        return print_json(result)
+    out = console()
+    out.print(f"[bold]{args.name}[/bold] on {result['split']} ({result['n']:,} examples): " +
+              ", ".join(f"{k} {v:.4f}" for k, v in result["metrics"].items()))
+    if result.get("recorded") is not None:
+        verdict = "matches" if result["matches"] else "DIFFERS FROM"
+        out.print(f"{verdict} the recorded {result['recorded_what']}: {result['recorded']:.4f}")
+
+
 # ---- publishing ---------------------------------------------------------------------------------
 @command("push", "check a model folder, then upload it to the Hugging Face Hub as one commit")
 @with_arguments(lambda p: (
