@@ -392,3 +392,22 @@ def test_s4d_profile_from_zoo_profile():
     assert r.totals["acs"] == 0 and r.totals["neuron_updates"] == 0
     assert r.sparsity["network"] is None
     assert r.uncounted == {}
+
+
+def test_energy_measuring_loop_with_a_simulated_counter():
+    from zoo_profiler.nvml import measure
+
+    class Gpu:  # idles at 50 W; a forward pass takes 0.1 s and 2 J above idle
+        t, energy = 0.0, 0.0
+
+        def advance(self, dt, extra=0.0):
+            self.t += dt
+            self.energy += 50 * dt + extra
+
+    gpu = Gpu()
+    result = measure(run=lambda: gpu.advance(0.1, 2.0), read=lambda: gpu.energy, sync=lambda: None,
+                     seconds=1.0, idle_seconds=0.5, clock=lambda: gpu.t, sleep=lambda s: gpu.advance(s))
+    assert result["idle_power_w"] == pytest.approx(50)
+    assert result["forwards"] == 10
+    assert result["energy_j"] == pytest.approx(2 + 50 * 0.1)
+    assert result["adjusted_energy_j"] == pytest.approx(2)

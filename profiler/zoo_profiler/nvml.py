@@ -74,24 +74,37 @@ def measure_gpu_energy(model: nn.Module, inputs: Any, seconds: float = 2.0, idle
     read, how = energy_counter(device)
     if read is None:
         return {"available": False, "reason": how}
+    result = measure(lambda: run_model(model, inputs), read, lambda: torch.cuda.synchronize(device),
+                     seconds, idle_seconds)
+    return {"available": True, "device": torch.cuda.get_device_name(device),
+            "method": f"NVML total energy ({how})", **result}
+
+
+def measure(run: Callable[[], Any], read: Callable[[], float], sync: Callable[[], Any], seconds: float,
+            idle_seconds: float, clock: Callable[[], float] = time.perf_counter,
+            sleep: Callable[[float], Any] = time.sleep) -> dict[str, Any]:
+    """The measuring loop, apart from NVML so that it can be checked with a simulated counter.
+
+    `read()` returns the energy counter in joules. Returns forwards, window_s, idle_power_w,
+    energy_j (counter delta per forward) and adjusted_energy_j (minus idle power x time).
+    """
     for _ in range(3):
-        run_model(model, inputs)
-    torch.cuda.synchronize(device)
-    e0, t0 = read(), time.perf_counter()
-    time.sleep(idle_seconds)
-    idle_power = (read() - e0) / (time.perf_counter() - t0)
+        run()
+    sync()
+    e0, t0 = read(), clock()
+    sleep(idle_seconds)
+    idle_power = (read() - e0) / (clock() - t0)
     forwards = 0
-    e0, t0 = read(), time.perf_counter()
+    e0, t0 = read(), clock()
     while True:
-        run_model(model, inputs)
+        run()
         forwards += 1
-        torch.cuda.synchronize(device)
-        elapsed = time.perf_counter() - t0
+        sync()
+        elapsed = clock() - t0
         if elapsed >= seconds:
             break
     spent = read() - e0
     return {
-        "available": True, "device": torch.cuda.get_device_name(device), "method": f"NVML total energy ({how})",
         "forwards": forwards, "window_s": elapsed, "idle_power_w": idle_power,
         "energy_j": spent / forwards, "adjusted_energy_j": (spent - idle_power * elapsed) / forwards,
         "note": "energy_j = counter delta / forwards; adjusted_energy_j subtracts idle power x time. "
