@@ -139,6 +139,7 @@ class NoiseSource:
         self.uniforms, self.generator, self.used = uniforms, generator, 0
 
     def next(self, p: torch.Tensor) -> torch.Tensor:
+        """Uniforms for the next site, shaped like `p`. Raises ValueError when the list runs out."""
         if self.uniforms is None:
             return torch.rand(p.shape, generator=self.generator, dtype=p.dtype, device=p.device)
         if self.used >= len(self.uniforms):
@@ -147,6 +148,7 @@ class NoiseSource:
         return self.uniforms[self.used - 1]
 
     def finish(self) -> None:
+        """Raise ValueError if pre-drawn uniforms were left unused (a list for another model)."""
         if self.uniforms is not None and self.used != len(self.uniforms):
             raise ValueError(f"got {len(self.uniforms)} uniform tensors for {self.used} sampler sites")
 
@@ -348,7 +350,8 @@ model (`bidirectional=False`) with exactly the parallel pass's spikes.
     # ---- modes and noise ----------------------------------------------------------------------
     def set_inference_mode(self, mode: str, k: int | None = None) -> "PSpikeSSM":
         """Eval-mode default: 'sample', 'expectation' or 'average' (k passes). Raises ValueError."""
-        self.config = self.config.replace(inference=mode, inference_samples=self.config.inference_samples if k is None else k)
+        k = self.config.inference_samples if k is None else k
+        self.config = self.config.replace(inference=mode, inference_samples=k)
         return self
 
     def _mode(self, mode: str | None, k: int | None) -> tuple[str, int]:
@@ -446,7 +449,8 @@ _PSMNIST = {"n_layers": 2, "d_model": 400, "d_state": 64, "prenorm": True, "popu
             "dropout": 0.1, "d_input": 1, "n_classes": 10, "pooling": "last", "bidirectional": True}
 PAPER_SETTINGS: dict[str, dict[str, Any]] = {
     "listops": {
-        "title": "LRA ListOps", "dataset": "lra-listops", "reported": 55.70, "source": "[CIT] SpikingSSMs Tab. 3 (v1 model)",
+        "title": "LRA ListOps", "dataset": "lra-listops", "reported": 55.70,
+        "source": "[CIT] SpikingSSMs Tab. 3 (v1 model)",
         "config": {**_LRA, "n_layers": 4, "d_model": 128, "d_state": 16, "prenorm": False, "dropout": 0.0,
                    "vocab_size": 20, "n_classes": 10, "seq_len": 2048},
         "train": "AdamW lr 8e-4, wd 0.01, batch 32, cosine 12k warm-up / 120k steps (A9: stop there), seed 3333"},
@@ -457,7 +461,8 @@ PAPER_SETTINGS: dict[str, dict[str, Any]] = {
                    "vocab_size": 135, "n_classes": 2, "seq_len": 4096},
         "train": "AdamW lr 5e-3, wd 0.05, batch 32, cosine 5k / 50k steps (A9), seed 64"},
     "retrieval": {
-        "title": "LRA Retrieval (AAN)", "dataset": "lra-aan", "reported": 88.48, "source": "[CIT] SpikingSSMs Tab. 3 (v1 model)",
+        "title": "LRA Retrieval (AAN)", "dataset": "lra-aan", "reported": 88.48,
+        "source": "[CIT] SpikingSSMs Tab. 3 (v1 model)",
         "config": {**_LRA, "task": "retrieval", "n_layers": 4, "d_model": 200, "d_state": 24, "prenorm": True,
                    "dropout": 0.0, "vocab_size": 100, "n_classes": 2, "seq_len": 4000},
         "train": "AdamW lr 3e-3, wd 0.05, batch 36, cosine 5k / 50k steps (A9), 20 epochs, seed 3333; two "
@@ -490,6 +495,7 @@ PAPER_SETTINGS: dict[str, dict[str, Any]] = {
 
 
 def paper_entry(key: str) -> zoo.ModelEntry:
+    """The registered entry for one paper setting (no weights: zoo.load raises WeightsUnavailableError)."""
     s = PAPER_SETTINGS[key]
     return zoo.ModelEntry(
         name=f"p-spikessm-{key}", architecture="p_spikessm", config=s["config"],
