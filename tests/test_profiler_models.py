@@ -73,6 +73,16 @@ def test_profile_every_architecture_tiny(name):
     assert set(d["energy_j"]) >= {"45nm-fp32", "loihi", "h100"}
 
 
+def test_spike_ssm_wikitext103_profiles_without_weights_at_reduced_size():
+    if "spike-ssm-wikitext103" not in zoo.list_models():
+        pytest.skip("spike-ssm-wikitext103 is not registered")
+    with pytest.warns(RandomWeightsWarning, match="spike rates"):
+        report = profile("spike-ssm-wikitext103", overrides={"d_model": 64, "n_layers": 1}, length=16)
+    d = report.to_dict()
+    assert d["model"]["weights"] == "random" and d["uncounted"] == {}
+    assert d["totals"]["neuron_updates"] > 0 and d["totals"]["acs"] > 0
+
+
 def test_pretrained_name_without_weights_falls_back_with_a_warning(temp_plugin):
     class Entry:
         @zoo.hookimpl

@@ -343,6 +343,12 @@ POINTWISE_NAMES = (
 POINTWISE: dict[str, Rule] = {f"aten::{n}": rule_pointwise for n in POINTWISE_NAMES}
 POINTWISE.update({"aten::mul": rule_mul, "aten::div": rule_div, "aten::glu": per_output(2),
                   "aten::addcmul": per_output(2), "aten::addcdiv": per_output(2), "aten::lerp": per_output(2)})
+POINTWISE.update({
+    "aten::index_add": lambda call: Cost(other_flops=call.arg("source").numel()),
+    "aten::index_add_": lambda call: Cost(other_flops=call.arg("source").numel()),
+    "aten::scatter_add": lambda call: Cost(other_flops=call.arg("src").numel()),
+    "aten::scatter_add_": lambda call: Cost(other_flops=call.arg("src").numel()),
+})  # scatter-adds: one add per source element
 # Random number generation (stochastic spike samplers): one op per generated element (convention).
 RANDOM = {f"aten::{n}": per_output(1) for n in (
     "bernoulli", "bernoulli_", "rand", "rand_like", "randn", "randn_like", "uniform_", "normal_",
@@ -352,6 +358,7 @@ REDUCTIONS: dict[str, Rule] = {f"aten::{n}": per_input(1) for n in (
     "sum", "mean", "nansum", "nanmean", "amax", "amin", "max", "min", "aminmax", "prod", "argmax", "argmin",
     "any", "all", "count_nonzero", "cumsum", "cumprod", "logcumsumexp", "_adaptive_avg_pool2d",
 )}
+REDUCTIONS["aten::nonzero"] = per_input(1)  # one comparison per element
 REDUCTIONS.update({f"aten::{n}": per_input(2) for n in ("linalg_vector_norm", "norm")})
 REDUCTIONS.update({f"aten::{n}": per_input(3) for n in ("var", "std", "var_mean", "std_mean", "logsumexp")})
 REDUCTIONS.update({"aten::_softmax": per_output(5), "aten::_log_softmax": per_output(5),
@@ -369,7 +376,7 @@ ZERO_COST_NAMES = (
     "_local_scalar_dense", "is_nonzero", "constant_pad_nd", "reflection_pad1d", "replication_pad1d",
     "flip", "roll", "repeat", "tril", "triu", "embedding", "index", "index_select", "gather",
     "masked_select", "unfold", "diagonal", "diag_embed", "index_put", "index_put_", "scatter", "one_hot",
-    "_unsafe_index", "set_", "resize_", "squeeze_", "unsqueeze_", "t_", "transpose_", "detach_",
+    "_unsafe_index", "index_copy", "index_copy_", "index_fill", "index_fill_", "masked_scatter", "set_", "resize_", "squeeze_", "unsqueeze_", "t_", "transpose_", "detach_",
 )
 ZERO_COST: dict[str, Rule] = {f"aten::{n}": zero_cost for n in ZERO_COST_NAMES}
 
