@@ -366,9 +366,11 @@ def test_json_round_trips(tmp_path):
 def test_plot_writes_a_valid_png(tmp_path):
     from PIL import Image
 
-    for model, x in ((Mixed(), torch.randn(1, 5, 3)), (nn.Linear(3, 2), torch.randn(1, 3))):
-        path = tmp_path / f"{type(model).__name__}.png"
-        profile(model, x).plot(path)
+    cases = ((Mixed(), torch.randn(1, 5, 3), None), (nn.Linear(3, 2), torch.randn(1, 3), None),
+             (nn.Linear(3, 2), torch.randn(1, 3), []))
+    for i, (model, x, hardware) in enumerate(cases):
+        path = tmp_path / f"{i}.png"
+        profile(model, x, hardware=hardware).plot(path)
         with Image.open(path) as image:
             assert image.format == "PNG"
             assert image.size[0] > 100 and image.size[1] > 100

@@ -124,7 +124,8 @@ def fvcore_analysis(model: nn.Module, inputs: Any):
     for op in FVCORE_FFTS:
         handles[f"aten::{op}"] = _fft_handle(op)
     for op in POINTWISE_NAMES:
-        handles[f"aten::{op}"] = _pointwise_handle(1)
+        if "." not in op:  # traced ops carry no overload name
+            handles[f"aten::{op}"] = _pointwise_handle(1)
     handles["aten::mul"] = _pointwise_handle(1, per_complex_pair=6)
     handles["aten::div"] = _pointwise_handle(1, per_complex_pair=11)
     handles["aten::glu"] = _pointwise_handle(2)

@@ -16,7 +16,6 @@ from zoo_profiler.rules import CATEGORY
 
 FORMAT = "spikezoo-profile"
 VERSION = 1
-COUNT_KEYS = ("macs", "acs", "flops", "neuron_updates")
 
 CONVENTIONS = {
     "macs": "real multiply-accumulates of contractions with no binary operand (complex MAC = 4)",
@@ -315,19 +314,24 @@ class Report:
         ax_rate.set_title(f"firing rate per layer (network sparsity {percent(d['sparsity']['network'])})"
                           if rate is not None else "firing rate per layer")
         names = list(energies)
-        values = [max(energies[n], 1e-30) for n in names]
-        bounds = [d["hardware"].get(n, {}).get("lower_bound", False) for n in names]
-        bars = ax_energy.barh(range(len(names)), values, color=["tab:gray" if b else "tab:blue" for b in bounds])
-        for bar, bound in zip(bars, bounds):
-            if bound:
-                bar.set_hatch("//")
-        ax_energy.set_yticks(range(len(names)), names, fontsize=8)
-        ax_energy.invert_yaxis()
-        ax_energy.set_xscale("log")
-        ax_energy.set_xlim(min(values) / 10, max(values) * 10)
-        for i, value in enumerate(values):
-            ax_energy.text(value, i, " " + joules(value), va="center", fontsize=8)
-        ax_energy.set_xlabel("energy per forward pass (J); hatched = lower bound")
+        if names:
+            values = [max(energies[n], 1e-30) for n in names]
+            bounds = [d["hardware"].get(n, {}).get("lower_bound", False) for n in names]
+            bars = ax_energy.barh(range(len(names)), values,
+                                  color=["tab:gray" if b else "tab:blue" for b in bounds])
+            for bar, bound in zip(bars, bounds):
+                if bound:
+                    bar.set_hatch("//")
+            ax_energy.set_yticks(range(len(names)), names, fontsize=8)
+            ax_energy.invert_yaxis()
+            ax_energy.set_xscale("log")
+            ax_energy.set_xlim(min(values) / 10, max(values) * 10)
+            for i, value in enumerate(values):
+                ax_energy.text(value, i, " " + joules(value), va="center", fontsize=8)
+            ax_energy.set_xlabel("energy per forward pass (J); hatched = lower bound")
+        else:
+            ax_energy.text(0.5, 0.5, "no hardware profile selected", ha="center", va="center")
+            ax_energy.set_axis_off()
         ax_energy.set_title("energy per hardware profile")
         fig.suptitle(f"{d.get('model', {}).get('name', '')}: FLOPs {human(d['totals']['flops'])}, "
                      f"ACs {human(d['totals']['acs'])}, MACs {human(d['totals']['macs'])}")
