@@ -192,3 +192,27 @@ def test_zoo_cli_import_stays_light():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+@torch.library.custom_op("zoo_profiler_test::twice", mutates_args=())
+def _twice(x: torch.Tensor) -> torch.Tensor:
+    return 2 * x
+
+
+def test_plugin_rule_for_its_own_custom_op(temp_plugin):
+    class Twice(nn.Module):
+        def forward(self, x):
+            return _twice(x)
+
+    x = torch.randn(3, 5)
+    assert profile(Twice(), x).uncounted == {"zoo_profiler_test::twice": {"calls": 1, "modules": [""]}}
+
+    class TwicePlugin:
+        @zoo.hookimpl
+        def register_op_costs(self, register):
+            register(torch.ops.zoo_profiler_test.twice, lambda call: Cost(other_flops=call.out_numel()))
+
+    temp_plugin(TwicePlugin(), "twice-plugin")
+    report = profile(Twice(), x)
+    assert report.uncounted == {} and report.totals["other_flops"] == 15
+    assert report.to_dict()["ops"]["zoo_profiler_test::twice"]["category"] == "plugin"
