@@ -15,6 +15,7 @@ import torch
 
 from zoo.data import MissingDataError, from_input_spec, get_datamodule
 from zoo.data import listops
+from zoo.data import text as textmod
 from zoo.data.images import FASHION_MNIST_DIR, STATS, make_permutation, read_idx
 
 HAVE_FMNIST = Path(FASHION_MNIST_DIR, "t10k-images-idx3-ubyte.gz").is_file()
@@ -236,3 +237,25 @@ def test_random_expressions_fuzz():
         sample = listops.generate_expression(rng, max_depth=5, max_args=6, budget=400)
         if sample is not None:
             assert evaluate_by_stack(sample[0]) == sample[1]
+
+
+# ---- tiny text ----------------------------------------------------------------------------------
+def test_tiny_text_windows_from_a_user_folder(tmp_path):
+    text = "The Devil's Dictionary.\nABSURDITY, n. A statement ... é" * 40
+    (tmp_path / "devil.dict").write_text(text)
+    data = get_datamodule("tiny-text", str(tmp_path), seq_len=16)
+    train = data.split("train")
+    n = len(text)
+    assert len(train.stream) == int(0.9 * n) and sum(len(data.split(s).stream) for s in ("train", "val", "test")) == n
+    x, y = train.batch(torch.tensor([0, 2]))
+    assert x.shape == (2, 16) and x.dtype == torch.int64
+    assert textmod.decode_ids(x[0].tolist()) == text[:16]
+    assert textmod.decode_ids(x[1].tolist()) == text[32:48]
+    torch.testing.assert_close(y[:, :-1], x[:, 1:], rtol=0, atol=0)  # next-character targets
+    assert textmod.encode_text("é\n~ ").tolist() == [0, 1, 96, 2]
+    assert data.model_config()["vocab_size"] == 97 == len(data.tokenizer()["vocab"])
+
+
+def test_tiny_text_missing_names_the_package(tmp_path):
+    with pytest.raises(MissingDataError, match="apt-get install dict-devil"):
+        get_datamodule("tiny-text", str(tmp_path))

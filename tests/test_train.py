@@ -16,7 +16,8 @@ import zoo
 from toy_train import TINY, ToyData
 from zoo import cli
 from zoo.data import DATAMODULES
-from zoo.train import TrainConfig, evaluate, evaluate_pretrained, lr_factor, save_checkpoint, train
+from zoo.train import (TrainConfig, evaluate, evaluate_pretrained, lr_factor, results, results_markdown,
+                       save_checkpoint, train)
 
 TESTS = Path(__file__).parent
 
@@ -107,7 +108,7 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.safetensors"]
 
 
-def test_final_model_folder_loads_and_records_its_check(tmp_path, monkeypatch):
+def test_final_model_folder_loads_and_records_its_check(tmp_path, monkeypatch, capsys):
     data = ToyData(n_train=64, n_test=40)
     out = tmp_path / "toy-model"
     result = train("s4d", data, config=small_config(), overrides=TINY, out=out, model_name="s4d-toy",
@@ -127,6 +128,14 @@ def test_final_model_folder_loads_and_records_its_check(tmp_path, monkeypatch):
     monkeypatch.setitem(DATAMODULES, "toy", "toy_train:ToyData")
     full = evaluate_pretrained(str(out))
     assert full["matches"] and full["recorded"] == result.metrics["accuracy"] and full["n"] == 40
+    assert cli.main(["eval", str(out), "--limit", "40"]) == 0
+    assert "matches the recorded test accuracy" in capsys.readouterr().out
+    # the results table: evaluation plus profiler counts and energy, relative to the dense baseline
+    rows = results([str(out)])
+    assert rows[0]["accuracy"] == result.metrics["accuracy"] and rows[0]["card_accuracy"] == rows[0]["accuracy"]
+    assert rows[0]["macs"] > 0 and rows[0]["energy_45nm-fp32_j"] > 0 and rows[0]["energy_loihi_j"] > 0
+    table = results_markdown(rows)
+    assert table.splitlines()[0].startswith("| model | test accuracy") and "(1.00x)" in table
 
 
 def test_train_cli_on_missing_data_gives_one_clear_error(tmp_path, capsys):

@@ -249,6 +249,22 @@ def cmd_new_plugin(args) -> None:
 import zoo_profiler.cli  # noqa: E402,F401  (registers `zoo profile` in COMMANDS)
 
 
+@command("results", "evaluate every bundled model and print a markdown table with costs and energy")
+@with_arguments(lambda p: (
+    p.add_argument("names", nargs="*", help="models (default: every bundled model)"),
+    p.add_argument("--data", metavar="DIR", help="folder with the data set's files (default: its usual place)"),
+    p.add_argument("--limit", type=int, help="only the first N test examples (default: the full test set)"),
+    p.add_argument("--json", action="store_true"),
+))
+def cmd_results(args) -> None:
+    from zoo.train import results, results_markdown
+
+    rows = results(args.names or None, limit=args.limit, data_dir=args.data)
+    if args.json:
+        return print_json(rows)
+    print(results_markdown(rows))
+
+
 # ---- entry point --------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zoo", description="spikezoo: spiking state space model zoo")

@@ -198,9 +198,12 @@ def batch_metrics(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Te
 
 @torch.no_grad()
 def evaluate(model: nn.Module, split: Split, *, batch_size: int = 256, limit: int | None = None,
-             device: str | torch.device = "cpu", dist: Dist | None = None, progress: bool = False) -> dict[str, float]:
+             device: str | torch.device = "cpu", dist: Dist | None = None, progress: bool = False,
+             seed: int = 0) -> dict[str, float]:
     """Loss and accuracy of `model` (eval mode) on the first `limit` examples of `split` (all if None).
 
+    The random generator is seeded with `seed` inside (and restored afterwards), so models that
+    sample spikes at inference give the same result for the same examples and batch size.
     Returns {"accuracy", "loss", "n"} (loss per target: per image, or per token for a language model,
     in nats) and, for language models, "bits_per_token" and "perplexity". Under DDP the ranks share
     the examples and the sums are all-reduced.
@@ -212,7 +215,8 @@ def evaluate(model: nn.Module, split: Split, *, batch_size: int = 256, limit: in
     indices = torch.arange(n)[rank::world]
     loss_sum, correct, count = 0.0, 0, 0
     bar = make_progress(progress)
-    with bar:
+    with bar, torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
         task = bar.add_task("eval", total=len(indices), loss=float("nan"), acc=float("nan"))
         for start in range(0, len(indices), batch_size):
             x, y = split.batch(indices[start:start + batch_size])
@@ -253,15 +257,22 @@ def spike_rates(model: nn.Module, x: torch.Tensor) -> dict[str, float]:
 
 
 def profile_costs(model: nn.Module, x: torch.Tensor) -> dict[str, Any] | None:
-    """Costs from the profiler plugin for one input, or None when `zoo_profiler.profile` is absent."""
+    """Counts and energy estimates of one forward pass on x from the profiler plugin (`zoo.profile`):
+    MACs, ACs, FLOPs, neuron updates, firing rate, network sparsity, energy per hardware profile (J)
+    and the ops it could not count. None when the profiler plugin is not installed."""
     try:
-        from zoo_profiler import profile  # noqa: F401
+        from zoo_profiler import profile
     except ImportError:
         return None
-    from zoo_profiler import profile
-
     report = profile(model, example_input=x)
-    return report.to_dict() if hasattr(report, "to_dict") else dict(report)
+    totals = report.totals
+    return {
+        "input_shape": list(x.shape),
+        **{k: totals[k] for k in ("macs", "acs", "flops", "neuron_updates", "firing_rate")},
+        "network_sparsity": report.sparsity["network"],
+        "energy_j": dict(report.energy_j),
+        "uncounted_ops": sorted(report.uncounted),
+    }
 
 
 # ---- progress -----------------------------------------------------------------------------------
@@ -550,10 +561,16 @@ def cost_section(rates: dict[str, float], costs: dict[str, Any] | None, n_inputs
     else:
         text = "This model has no spiking neurons (dense baseline)."
     if costs is None:
-        text += ("\n\nEnergy: not measured (the profiler plugin `zoo_profiler.profile` was not available when "
-                 "this card was written); run `zoo profile` on this model.")
-    else:
-        text += "\n\nProfiler report for one input:\n\n```json\n" + json.dumps(costs, indent=2, default=str)[:4000] + "\n```"
+        return text + ("\n\nEnergy: not measured (the profiler plugin `zoo_profiler` was not installed when "
+                       "this card was written); run `zoo profile` on this model.")
+    rate = "-" if costs["firing_rate"] is None else f"{costs['firing_rate']:.4f}"
+    text += (f"\n\nProfiler (`zoo.profile`, one test input of shape {tuple(costs['input_shape'])}): "
+             f"{costs['macs']:,} MACs, {costs['acs']:,} ACs, {costs['flops']:,} FLOPs, "
+             f"{costs['neuron_updates']:,} neuron updates, firing rate {rate}."
+             "\n\n| hardware profile | estimated energy per input |\n|---|---|\n"
+             + "\n".join(f"| {k} | {v * 1e6:.4g} µJ |" for k, v in costs["energy_j"].items()))
+    if costs["uncounted_ops"]:
+        text += "\n\nOps the profiler could not count (not in the totals): " + ", ".join(costs["uncounted_ops"])
     return text
 
 
@@ -596,3 +613,69 @@ def evaluate_pretrained(name: str, *, data_dir: str | None = None, split: str = 
     if result["recorded"] is not None:
         result["matches"] = metrics["accuracy"] == result["recorded"]
     return result
+
+
+# ---- results table ------------------------------------------------------------------------------
+RESULT_HARDWARE = ("45nm-fp32", "loihi")
+
+
+def bundled_models() -> list[str]:
+    """Names of the registered entries whose weights ship with spikezoo (bundled folders)."""
+    from zoo.hub import weights_available
+    from zoo.registry import registry
+
+    registry.fill()
+    return [n for n, e in sorted(registry.models.items()) if e.bundled and weights_available(e) == "bundled"]
+
+
+def results(names: list[str] | None = None, *, limit: int | None = None, data_dir: str | None = None,
+            progress: bool = False) -> list[dict[str, Any]]:
+    """Evaluate models (default: every bundled model) on their test sets and profile one test input.
+
+    One row per model: accuracy now and as recorded in its card, parameters, firing rate, MACs, ACs,
+    and estimated energy per input on 45 nm CMOS (fp32) and Loihi. Raises what `evaluate_pretrained`
+    raises; RuntimeError when the profiler plugin is missing.
+    """
+    from zoo.data import from_input_spec
+
+    rows = []
+    for name in names or bundled_models():
+        evaluated = evaluate_pretrained(name, data_dir=data_dir, limit=limit, progress=progress)
+        model = zoo.load(name)
+        block = model.pretrained_cfg["spikezoo"]
+        data = from_input_spec(block["input_spec"], data_dir)
+        x, _ = data.split("test").batch(torch.arange(1))
+        costs = profile_costs(model, x)
+        if costs is None:
+            raise RuntimeError("the results table needs the profiler plugin zoo_profiler")
+        rows.append({
+            "name": name, "architecture": model.pretrained_cfg["architecture"], "dataset": block["dataset"],
+            "n": evaluated["n"], "accuracy": evaluated["metrics"]["accuracy"],
+            "card_accuracy": (block.get("evaluation") or {}).get("accuracy"),
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "firing_rate": costs["firing_rate"], "macs": costs["macs"], "acs": costs["acs"],
+            **{f"energy_{h}_j": costs["energy_j"].get(h) for h in RESULT_HARDWARE},
+        })
+    return rows
+
+
+def results_markdown(rows: list[dict[str, Any]]) -> str:
+    """The rows of `results` as a markdown table; energy also relative to the dense S4D baseline
+    (the first row of architecture `s4d` on the same data set)."""
+    def fmt(v, spec):
+        return "-" if v is None else format(v, spec)
+
+    head = ("| model | test accuracy | card | parameters | firing rate | MACs | ACs | "
+            + " | ".join(f"energy {h} (µJ, x dense)" for h in RESULT_HARDWARE) + " |")
+    lines = [head, "|" + "---|" * (7 + len(RESULT_HARDWARE))]
+    for r in rows:
+        dense = next((d for d in rows if d["architecture"] == "s4d" and d["dataset"] == r["dataset"]), None)
+        energy = []
+        for h in RESULT_HARDWARE:
+            e = r[f"energy_{h}_j"]
+            ratio = f" ({e / dense[f'energy_{h}_j']:.2f}x)" if dense and e is not None and dense[f"energy_{h}_j"] else ""
+            energy.append(fmt(None if e is None else e * 1e6, ".4g") + ratio)
+        lines.append(f"| {r['name']} | {fmt(r['accuracy'], '.4f')} (n={r['n']:,}) | {fmt(r['card_accuracy'], '.4f')} | "
+                     f"{r['parameters']:,} | {fmt(r['firing_rate'], '.4f')} | {r['macs']:,} | {r['acs']:,} | "
+                     + " | ".join(energy) + " |")
+    return "\n".join(lines)

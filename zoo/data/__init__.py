@@ -6,9 +6,10 @@
 
 Names: sfmnist / psfmnist (sequential / permuted Fashion-MNIST, offline), smnist / psmnist (MNIST,
 user-supplied IDX files), listops (our generator of the LRA ListOps task, offline), lra-listops
-(the LRA release's ListOps TSV files, user-supplied), tiny-text (a small English text from a Debian
-package, character level), wikitext103 (user-supplied). A data module that needs files raises
-MissingDataError naming them, where they go and where to get them.
+(the LRA release's ListOps TSV files, user-supplied), tiny-text (The Devil's Dictionary from the
+Debian package dict-devil, character level), wikitext103 (user-supplied word-level token files).
+A data module that needs files raises MissingDataError naming them, where they go and where to get
+them. `ALIASES` maps the data-set names that pretrained entries use to these modules.
 """
 
 from __future__ import annotations
@@ -26,6 +27,15 @@ DATAMODULES: dict[str, str] = {
     "psmnist": "zoo.data.images:PermutedMNIST",
     "listops": "zoo.data.listops:GeneratedListOps",
     "lra-listops": "zoo.data.listops:LRAListOps",
+    "tiny-text": "zoo.data.text:TinyText",
+    "wikitext103": "zoo.data.wikitext103:WikiText103",
+}
+
+
+# the data-set names pretrained entries use, for the data modules that read them
+ALIASES: dict[str, str] = {
+    "fashion-mnist-sequential": "sfmnist", "fashion-mnist-permuted": "psfmnist",
+    "mnist-sequential": "smnist", "mnist-permuted": "psmnist",
 }
 
 
@@ -38,6 +48,7 @@ def get_datamodule(name: str, data_dir: str | None = None, **options: Any) -> Da
 
     Raises ValueError for an unknown name or option, MissingDataError when its files are absent.
     """
+    name = ALIASES.get(name, name)
     if name not in DATAMODULES:
         raise ValueError(f"unknown data set {name!r}; known: {', '.join(datamodule_names())}")
     module, cls_name = DATAMODULES[name].split(":")
@@ -61,5 +72,5 @@ def from_input_spec(spec: dict[str, Any], data_dir: str | None = None) -> DataMo
     return get_datamodule(recorded["name"], data_dir, **recorded.get("options", {}))
 
 
-__all__ = ["DATAMODULES", "DataModule", "MissingDataError", "Split", "StreamSplit", "datamodule_names",
+__all__ = ["ALIASES", "DATAMODULES", "DataModule", "MissingDataError", "Split", "StreamSplit", "datamodule_names",
            "from_input_spec", "get_datamodule"]
