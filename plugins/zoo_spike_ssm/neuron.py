@@ -34,8 +34,8 @@ from zoo.nn import fft_conv, spike
 MODES = ("sequential", "pmbc", "capped")
 CONV_ENGINES = ("auto", "fft", "toeplitz")
 # Longest L for which `auto` uses the dense Toeplitz matmul instead of the FFT. On a GPU the spec's
-# choice (7: Toeplitz up to 4K); on a CPU the FFT is already faster from a few hundred steps on
-# (benchmarks/bench_pmbc.py measures both).
+# choice (7: Toeplitz up to 4K, not measured here); on a CPU the two cross between L = 256 and 512
+# (B x H = 4 x 64, 2 cores), and at L = 1024 the FFT is 2-3x faster (benchmarks/bench_pmbc.py).
 TOEPLITZ_MAX_LEN = {"cuda": 4096, "cpu": 256}
 
 
@@ -129,8 +129,8 @@ def srr_sequential(x: torch.Tensor, thr: torch.Tensor, alpha: torch.Tensor, tau:
     v = torch.zeros_like(x[..., 0])
     r = torch.zeros_like(v)
     spikes, membranes = [], []
-    for t in range(x.shape[-1]):
-        m = tau * v + x[..., t]
+    for x_t in x.unbind(-1):  # one backward node for all steps (indexing x[..., t] costs O(L) each)
+        m = tau * v + x_t
         s = spike(m - thr, "triangle")
         r = tau_r * r + alpha * s.detach()
         v = m - thr * s.detach() - r
