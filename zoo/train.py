@@ -385,7 +385,8 @@ def train(
                                  f"use a new checkpoint path or the original settings")
         state.update({k: saved[k] for k in ("step", "elapsed_s", "parts", "history")})
         log(dist, f"resuming from {ckpt} at step {state['step']}/{total_steps}")
-    state["parts"].append({"command": command, "start_step": state["step"], "world_size": dist.world})
+    if state["step"] < total_steps:  # a finished run asked again only re-evaluates and rewrites the folder
+        state["parts"].append({"command": command, "start_step": state["step"], "world_size": dist.world})
 
     net: nn.Module = model
     if dist.world > 1:
@@ -583,7 +584,8 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{cpu} ({torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"{cpu} ({threads} thread{'s' if threads != 1 else ''})"
 
 
 def evaluate_pretrained(name: str, *, data_dir: str | None = None, split: str = "test", limit: int | None = None,
