@@ -137,7 +137,7 @@ def test_plugin_failing_at_import_is_skipped(fresh_plugin_manager, monkeypatch):
     monkeypatch.setattr(plugins.importlib.metadata, "entry_points", fake_entry_points(broken, good))
     monkeypatch.delenv("SPIKEZOO_PLUGINS")
     with pytest.warns(plugins.PluginWarning, match="'broken'.*import"):
-        assert zoo.list_models() == ["s4d"]
+        assert zoo.list_models(pretrained=False) == ["s4d"]
     status = {s.name: s.status for s in plugins.plugin_status()}
     assert status == {"broken": "broken", "s4d": "loaded"}
 
@@ -149,7 +149,7 @@ def test_spikezoo_plugins_env_selects_plugins(fresh_plugin_manager, monkeypatch)
     monkeypatch.setenv("SPIKEZOO_PLUGINS", "s4d")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert zoo.list_models() == ["s4d"]
+        assert zoo.list_models(pretrained=False) == ["s4d"]
     assert [s.name for s in plugins.plugin_status()] == ["s4d"]
 
 
