@@ -2,6 +2,7 @@
 subset (the first test examples), with the batch size recorded beside it."""
 
 import json
+import os
 
 import pytest
 
@@ -44,3 +45,14 @@ def test_bundled_model_reproduces_its_recorded_check(name):
     assert result["loss"] == pytest.approx(check["loss"], rel=1e-5)
     card = (folder / "README.md").read_text()
     assert f"{recorded['accuracy']:.4f}" in card and "Wall time" in card
+
+
+def test_zoo_eval_cli_confirms_the_recorded_check(capsys):
+    from zoo import cli
+    from zoo.data.images import FASHION_MNIST_DIR
+
+    if not os.path.isdir(FASHION_MNIST_DIR):
+        pytest.skip(f"Debian package dataset-fashion-mnist is not installed ({FASHION_MNIST_DIR} missing)")
+    assert cli.main(["eval", "s4d-sfmnist", "--limit", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "matches the recorded accuracy on the first 200 test examples" in out
