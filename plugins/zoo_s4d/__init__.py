@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 import zoo
 from zoo.config import ModelConfig, option
-from zoo.nn import GLU, DropoutNd, SequenceModel, SSMConv
+from zoo.nn import GLU, DropoutNd, PositionwiseLinear, SequenceModel, SSMConv
 
 
 # ---- config -------------------------------------------------------------------------------------
@@ -30,10 +30,9 @@ class S4DLayer(nn.Module):
     def __init__(self, config: S4DConfig):
         super().__init__()
         c = config
-        self.ssm = SSMConv(c.d_model, c.d_state, c.bidirectional, c.ssm_init, c.discretization,
-                           c.dt_min, c.dt_max, c.ssm_lr)
+        self.ssm = SSMConv.from_config(c)
         self.drop = DropoutNd(c.dropout, c.tie_dropout)
-        self.mixing = GLU(c.d_model) if c.mixing == "glu" else _PositionwiseLinear(c.d_model)
+        self.mixing = GLU(c.d_model) if c.mixing == "glu" else PositionwiseLinear(c.d_model)
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         return self.mixing(self.drop(F.gelu(self.ssm(u))))
@@ -44,16 +43,6 @@ class S4DLayer(nn.Module):
     def step(self, u_t: torch.Tensor, state):  # (B, H)
         y, state = self.ssm.step(u_t, state)
         return self.mixing(F.gelu(y)), state
-
-
-class _PositionwiseLinear(nn.Linear):
-    def __init__(self, d_model: int):
-        super().__init__(d_model, d_model)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 2:
-            return super().forward(x)
-        return super().forward(x.transpose(1, 2)).transpose(1, 2)
 
 
 class S4D(SequenceModel):
@@ -83,6 +72,10 @@ S4D_SFMNIST_COMMAND = (
     "zoo train s4d --dataset sfmnist --model-name s4d-sfmnist --set d_model=32 --set n_layers=3 "
     "--set d_state=32 --epochs 3 --batch-size 32 --lr 0.01 --weight-decay 0.05 --warmup-steps 300 "
     "--grad-clip 1.0 --seed 0")
+S4D_TINY_TEXT_COMMAND = (
+    "zoo train s4d --dataset tiny-text --model-name s4d-tiny-text --set d_model=64 --set n_layers=3 "
+    "--set d_state=32 --set norm=layer --set prenorm=true --epochs 20 --batch-size 32 --lr 0.005 "
+    "--weight-decay 0.05 --warmup-steps 50 --grad-clip 1.0 --seed 0")
 
 
 @zoo.hookimpl
@@ -98,4 +91,16 @@ def register_models(register):
         notes=(f"Trained by this project in 27.2 min on one thread of a shared 2-core CPU: `{S4D_SFMNIST_COMMAND}` "
                "(3 epochs on 55,000 training images, 5,000 held out). Test accuracy on all 10,000 test images; "
                "`zoo eval s4d-sfmnist` reproduces it."),
+    ))
+    register(zoo.ModelEntry(
+        name="s4d-tiny-text", architecture="s4d",
+        config={"d_model": 64, "d_state": 32, "n_layers": 3, "norm": "layer", "prenorm": True, "task": "lm",
+                "vocab_size": 97, "seq_len": 256},
+        task="lm", dataset="tiny-text", license="apache-2.0", paper="arXiv:2206.11893",
+        description="Tiny character-level S4D language model on The Devil's Dictionary (Debian dict-devil)",
+        sha256="1ffc23ac4ba09086988687cc557aac00bf3814f6ab9602c7cc5e68ea049256be", bundled=True,
+        measured={"bits_per_token": 2.6618797181864715, "loss": 1.8450744216506545, "accuracy": 0.4653188344594595},
+        notes=(f"Trained by this project in 3.9 min on one CPU thread: `{S4D_TINY_TEXT_COMMAND}`. A smoke-test "
+               "sized model: 2.66 bits per character (next-character accuracy 46.5%) on the last 5% of the text "
+               "(74 windows of 256 characters)."),
     ))
