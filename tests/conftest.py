@@ -35,6 +35,11 @@ def temp_plugin():
     registry.reset()
 
 
+# Test tensors are tiny: one intra-op thread avoids thread hand-off costs and oversubscribing the
+# 2-core machines (several times faster under load); results do not depend on it.
+torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

@@ -6,17 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from zoo.nn import DPLRConv, DPLRKernel, fft_conv, hippo_legs, hippo_legs_dplr
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids oversubscribing the shared 2-core machine (about 8x faster
-    under load); results do not depend on it."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+from zoo.nn import DPLRConv, DPLRKernel, hippo_legs, hippo_legs_dplr
 
 
 def legs_reference(N):

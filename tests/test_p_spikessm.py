@@ -12,15 +12,6 @@ from zoo_p_spikessm import (
     PAPER_SETTINGS, PSpikeSSM, PSpikeSSMConfig, SpikeSampler, firing_probability,
 )
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids oversubscribing the shared 2-core machine (about 8x faster
-    under load); results do not depend on it."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 SMALL = dict(d_model=8, d_state=4, n_layers=2, seq_len=24)
 

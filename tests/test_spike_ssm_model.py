@@ -13,14 +13,6 @@ from zoo_spike_ssm.model import LRA_SETTINGS
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_lm(vocab: int = 50, **overrides) -> SpikeSSM:
     config = dict(vocab_size=vocab, adaptive_cutoffs=[10, 25], adaptive_div_val=2, d_model=16, d_state=8,
                   n_layers=2, seq_len=32, embed_dropout=0.0, softmax_dropout=0.0, dropout=0.0)

@@ -31,15 +31,6 @@ def rows(batch: int, L: int, generator: torch.Generator, ties: bool) -> tuple[to
     return x.reshape(batch * H, L), thr, alpha
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors, many passes: one intra-op thread avoids thread hand-off costs on shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize("tau", [0.2, 0.5, 0.9])
 def test_pmbc_equals_sequential_spike_for_spike(tau):
     """3 x (3 x 216 + 12) = 1980 random sequences (L from 1 to 4096), exact ties included."""

@@ -17,7 +17,7 @@ import torch.nn as nn
 
 import zoo
 from zoo.config import ModelConfig, option
-from zoo.nn import GLU, DropoutNd, SequenceModel, SSMConv, spike
+from zoo.nn import GLU, DropoutNd, PositionwiseLinear, SequenceModel, SSMConv, spike
 
 PAPER = "arXiv:2401.00955"
 SURROGATE_SCALE_KEYS = {"atan": "atan_alpha", "fast_sigmoid": "fast_sigmoid_k"}
@@ -61,18 +61,6 @@ class HeavisideSpike(nn.Module):
         return f"threshold={self.threshold}, surrogate={self.surrogate}, scale={self.scale}"
 
 
-class PositionwiseLinear(nn.Linear):
-    """Linear H -> H over the channel axis of (B, H, L), or on a (B, H) step slice."""
-
-    def __init__(self, d_model: int):
-        super().__init__(d_model, d_model)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 2:
-            return super().forward(x)
-        return super().forward(x.transpose(1, 2)).transpose(1, 2)
-
-
 def surrogate_scale(config: ModelConfig) -> float:
     """alpha for atan, k for fast_sigmoid, read from the config key that belongs to the surrogate."""
     return float(getattr(config, SURROGATE_SCALE_KEYS[config.surrogate]))
@@ -84,8 +72,7 @@ class BinaryS4DLayer(nn.Module):
     def __init__(self, config: BinaryS4DConfig):
         super().__init__()
         c = config
-        self.ssm = SSMConv(c.d_model, c.d_state, c.bidirectional, c.ssm_init, c.discretization,
-                           c.dt_min, c.dt_max, c.ssm_lr)
+        self.ssm = SSMConv.from_config(c)
         self.spike = HeavisideSpike(c.threshold, c.surrogate, surrogate_scale(c))
         # A10: dropout after the spike keeps S4D's placement; training-time values are {0, 1/(1-p)}.
         self.drop = DropoutNd(c.dropout, c.tie_dropout)

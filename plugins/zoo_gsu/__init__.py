@@ -160,8 +160,7 @@ class GSULayer(nn.Module):
         c = config
         surrogate = None if c.gsu_ste == "none" else c.gsu_ste
         self.act_scope = c.gsu_act_scope
-        self.ssm = SSMConv(c.d_model, c.d_state, c.bidirectional, c.ssm_init, c.discretization,
-                           c.dt_min, c.dt_max, c.ssm_lr)
+        self.ssm = SSMConv.from_config(c)
         self.spike = HeavisideSpike(0.0, surrogate, c.surrogate_scale()) if c.gsu_input == "spikes" else None
         self.drop = DropoutNd(c.dropout, c.tie_dropout)
         self.gsu = GatedSpikingUnit(c.d_model, c.gsu_shared_weight, c.gsu_threshold, c.gsu_act_scope,

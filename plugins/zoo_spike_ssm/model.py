@@ -71,8 +71,7 @@ class SpikeSSMLayer(nn.Module):
     def __init__(self, config: SpikeSSMConfig):
         super().__init__()
         c = config
-        self.ssm = SSMConv(c.d_model, c.d_state, c.bidirectional, c.ssm_init, c.discretization,
-                           c.dt_min, c.dt_max, c.ssm_lr)
+        self.ssm = SSMConv.from_config(c)
         self.neuron = SRRNeuron(c.d_model, c.tau, c.tau_r, c.theta_init, c.alpha_init, c.neuron_mode,
                                 c.max_passes, c.pmbc_conv, c.threshold_form)
         self.drop = DropoutNd(c.dropout, c.tie_dropout)

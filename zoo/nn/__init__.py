@@ -1,6 +1,6 @@
 """Shared SSM building blocks that every architecture plugin reuses."""
 
-from zoo.nn.backbone import GLU, ChannelNorm, DropoutNd, ResidualBlock, SequenceModel
+from zoo.nn.backbone import GLU, ChannelNorm, DropoutNd, PositionwiseLinear, ResidualBlock, SequenceModel
 from zoo.nn.optim import param_groups
 from zoo.nn.ssm import (
     DiagonalSSMKernel,
@@ -13,7 +13,7 @@ from zoo.nn.ssm import (
 from zoo.nn.surrogate import SURROGATES, spike, straight_through_clamp
 
 __all__ = [
-    "GLU", "ChannelNorm", "DropoutNd", "ResidualBlock", "SequenceModel", "param_groups",
+    "GLU", "ChannelNorm", "DropoutNd", "PositionwiseLinear", "ResidualBlock", "SequenceModel", "param_groups",
     "DiagonalSSMKernel", "SSMConv", "bidirectional_kernel", "fft_conv", "init_diagonal_A",
     "register_ssm_parameter", "SURROGATES", "spike", "straight_through_clamp",
 ]

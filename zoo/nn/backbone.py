@@ -70,6 +70,18 @@ class GLU(nn.Module):
         return F.glu(self.linear(x.transpose(1, 2)), dim=-1).transpose(1, 2)
 
 
+class PositionwiseLinear(nn.Linear):
+    """Linear H -> H over the channel axis of (B, H, L), or on a (B, H) step slice."""
+
+    def __init__(self, d_model: int):
+        super().__init__(d_model, d_model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 2:
+            return super().forward(x)
+        return super().forward(x.transpose(1, 2)).transpose(1, 2)
+
+
 class ResidualBlock(nn.Module):
     """prenorm: x + Dropout(layer(norm(x))); postnorm: norm(x + Dropout(layer(x)))."""
 

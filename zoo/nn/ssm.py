@@ -156,6 +156,12 @@ class SSMConv(nn.Module):
         )
         self.D = nn.Parameter(torch.randn(d_model))
 
+    @classmethod
+    def from_config(cls, config) -> "SSMConv":
+        """The SSM of a `zoo.ModelConfig` (d_model, d_state, bidirectional, ssm_init, ...)."""
+        c = config
+        return cls(c.d_model, c.d_state, c.bidirectional, c.ssm_init, c.discretization, c.dt_min, c.dt_max, c.ssm_lr)
+
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         L = u.shape[-1]
         k = self.kernel(L)  # (C, H, L)
