@@ -1,5 +1,6 @@
 """Data modules: IDX reading, Fashion-MNIST preprocessing and permutation, ListOps against an
-independent evaluator, and the errors for missing files."""
+independent evaluator, the tiny text corpus, LRA readers on small hand-made files, and the errors
+for missing files."""
 
 import gzip
 import json
@@ -13,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from zoo.data import MissingDataError, from_input_spec, get_datamodule
-from zoo.data import listops
+import zoo
+from zoo.data import MissingDataError, from_input_spec, get_datamodule, listops
 from zoo.data import text as textmod
 from zoo.data.images import FASHION_MNIST_DIR, STATS, make_permutation, read_idx
 
@@ -259,3 +260,60 @@ def test_tiny_text_windows_from_a_user_folder(tmp_path):
 def test_tiny_text_missing_names_the_package(tmp_path):
     with pytest.raises(MissingDataError, match="apt-get install dict-devil"):
         get_datamodule("tiny-text", str(tmp_path))
+
+
+# ---- LRA from user files ------------------------------------------------------------------------
+def test_lra_cifar10_gray_from_binary_batches(tmp_path):
+    rng = np.random.default_rng(2)
+    records = {}
+    for name, n in [(f"data_batch_{i}.bin", 2) for i in range(1, 6)] + [("test_batch.bin", 3)]:
+        rec = np.concatenate([rng.integers(0, 10, (n, 1)), rng.integers(0, 256, (n, 3072))], axis=1).astype(np.uint8)
+        rec.tofile(tmp_path / name)
+        records[name] = rec
+    data = get_datamodule("cifar10-gray-sequential", str(tmp_path), val_size=2)
+    assert [len(data.split(s)) for s in ("train", "val", "test")] == [8, 2, 3]
+    x, y = data.split("test").batch(torch.tensor([2]))
+    rec = records["test_batch.bin"][2]
+    r, g, b = (rec[1 + 1024 * c:1 + 1024 * (c + 1)] / 255.0 for c in range(3))
+    expected = ((0.299 * r + 0.587 * g + 0.114 * b) - 122.6 / 255) / (61.0 / 255)
+    assert x.shape == (1, 1024, 1) and int(y) == rec[0]
+    np.testing.assert_allclose(x[0, :, 0].numpy(), expected, rtol=1e-5, atol=1e-5)
+    _, y_val = data.split("val").batch(torch.arange(2))
+    assert y_val.tolist() == records["data_batch_5.bin"][:, 0].tolist()
+
+
+def test_lra_imdb_bytes_truncated_and_left_padded(tmp_path):
+    reviews = {"pos": ["great film", "loved it, é"], "neg": ["dull", "bad acting all along"]}
+    for split in ("train", "test"):
+        for sentiment, texts in reviews.items():
+            (tmp_path / split / sentiment).mkdir(parents=True)
+            for i, text in enumerate(texts):
+                (tmp_path / split / sentiment / f"{i}_1.txt").write_text(text, encoding="utf-8")
+    data = get_datamodule("lra-imdb-char", str(tmp_path), max_len=12)
+    x, y = data.split("test").batch(torch.arange(4))
+    assert x.shape == (4, 12) and x.dtype == torch.int64 and sorted(y.tolist()) == [0, 0, 1, 1]
+    decoded = {bytes(v - 1 for v in row.tolist() if v).decode("utf-8", "replace"): int(label)
+               for row, label in zip(x, y)}
+    assert decoded == {"great film": 1, "loved it, \u00e9": 1, "dull": 0, "bad acting a": 0}
+    dull = next(row for row in x if int((row != 0).sum()) == 4)
+    assert (dull[:8] == 0).all()  # left padding
+
+
+def test_lra_aan_pairs_feed_the_retrieval_head(tmp_path):
+    rows = [("1", "a", "b", "first paper", "second"), ("0", "c", "d", "x" * 30, "y")]
+    for split in ("train", "eval", "test"):
+        (tmp_path / f"new_aan_pairs.{split}.tsv").write_text("".join("\t".join(r) + "\n" for r in rows))
+    data = get_datamodule("lra-aan", str(tmp_path), max_len=16)
+    x, y = data.split("val").batch(torch.arange(2))
+    assert x.shape == (2, 2, 16) and y.tolist() == [1, 0]
+    assert bytes(v - 1 for v in x[0, 1].tolist() if v) == b"second"
+    model = zoo.create("s4d", d_model=8, n_layers=1, d_state=4, **data.model_config())
+    assert model(x).shape == (2, 2)
+
+
+@pytest.mark.parametrize("name, hint", [("lra-cifar10-gray", "cifar-10-binary.tar.gz"),
+                                        ("lra-imdb-char", "aclImdb_v1.tar.gz"), ("lra-aan", "new_aan_pairs")])
+def test_lra_files_missing(tmp_path, name, hint):
+    for folder in (None, str(tmp_path)):
+        with pytest.raises(MissingDataError, match=hint):
+            get_datamodule(name, folder)

@@ -6,7 +6,8 @@
 
 Names: sfmnist / psfmnist (sequential / permuted Fashion-MNIST, offline), smnist / psmnist (MNIST,
 user-supplied IDX files), listops (our generator of the LRA ListOps task, offline), lra-listops
-(the LRA release's ListOps TSV files, user-supplied), tiny-text (The Devil's Dictionary from the
+(the LRA release's ListOps TSV files, user-supplied), lra-cifar10-gray / lra-imdb-char / lra-aan
+(LRA Image, Text and Retrieval from their user-supplied release files), tiny-text (The Devil's Dictionary from the
 Debian package dict-devil, character level), wikitext103 (user-supplied word-level token files).
 A data module that needs files raises MissingDataError naming them, where they go and where to get
 them. `ALIASES` maps the data-set names that pretrained entries use to these modules.
@@ -27,6 +28,9 @@ DATAMODULES: dict[str, str] = {
     "psmnist": "zoo.data.images:PermutedMNIST",
     "listops": "zoo.data.listops:GeneratedListOps",
     "lra-listops": "zoo.data.listops:LRAListOps",
+    "lra-cifar10-gray": "zoo.data.lra:CIFAR10Gray",
+    "lra-imdb-char": "zoo.data.lra:IMDBChars",
+    "lra-aan": "zoo.data.lra:AANRetrieval",
     "tiny-text": "zoo.data.text:TinyText",
     "wikitext103": "zoo.data.wikitext103:WikiText103",
 }
@@ -35,7 +39,7 @@ DATAMODULES: dict[str, str] = {
 # the data-set names pretrained entries use, for the data modules that read them
 ALIASES: dict[str, str] = {
     "fashion-mnist-sequential": "sfmnist", "fashion-mnist-permuted": "psfmnist",
-    "mnist-sequential": "smnist", "mnist-permuted": "psmnist",
+    "mnist-sequential": "smnist", "mnist-permuted": "psmnist", "cifar10-gray-sequential": "lra-cifar10-gray",
 }
 
 
