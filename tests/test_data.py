@@ -54,14 +54,23 @@ def test_tiny_mnist_folder_is_read_in_order(tmp_path):
     for prefix, imgs in images.items():
         write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", imgs)
         write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte", np.arange(len(imgs)) % 10)
-    data = get_datamodule("psmnist", str(tmp_path), val_size=2, permutation_seed=3)
+    data = get_datamodule("psmnist", str(tmp_path), val_size=2, permutation_kind="random", permutation_seed=3)
     assert [len(data.split(s)) for s in ("train", "val", "test")] == [10, 2, 4]
     x, y = data.split("val").batch(torch.tensor([1]))
     mean, std = STATS["mnist"]
-    perm = make_permutation(3)
+    perm = make_permutation("random", 3)
     expected = [(images["train"][11].reshape(-1)[p] / 255 - mean) / std for p in perm]
     np.testing.assert_allclose(x[0, :, 0].numpy(), expected, rtol=1e-6, atol=1e-6)
     assert y.tolist() == [11 % 10]
+
+
+def test_bitreversal_order_by_hand():
+    perm = make_permutation("bitreversal")
+    assert sorted(perm) == list(range(784))
+    # 10-bit reversal: 1 = 0000000001 -> 1000000000 = 512, 2 -> 256, 3 -> 768; 1023 -> 1023 is dropped
+    assert perm[:6] == [0, 512, 256, 768, 128, 640]
+    with pytest.raises(ValueError, match="permutation kind"):
+        make_permutation("spiral")
 
 
 # ---- Fashion-MNIST ------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ scale to [0, 1] (pixel / 255), normalise with the training set's mean and std, t
 permutation, so no other program has to regenerate it.
 
 Fashion-MNIST comes from the Debian package `dataset-fashion-mnist` (/usr/share/datasets/fashion-mnist);
-MNIST is user-supplied (the same four IDX files). The last `val_size` training images form the
+MNIST is user-supplied (the same four IDX files). Permuted Fashion-MNIST uses a seeded random order;
+permuted MNIST defaults to the S4 code base's bit-reversal order (`permutation_kind`). The last `val_size` training images form the
 validation split; the test split is the full 10,000-image test set.
 """
 
@@ -56,18 +57,25 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     return body.reshape(shape)
 
 
-def make_permutation(seed: int) -> list[int]:
-    """The fixed pixel order of the permuted task: a seeded random permutation of 0..783."""
-    generator = torch.Generator().manual_seed(seed)
-    return torch.randperm(N_PIXELS, generator=generator).tolist()
+def make_permutation(kind: str = "random", seed: int = 0) -> list[int]:
+    """The fixed pixel order of a permuted task: "random" (a permutation of 0..783 drawn from `seed`)
+    or "bitreversal" (the indices 0..1023 in 10-bit bit-reversed order, keeping those below 784; the
+    order the S4 code base uses for psMNIST). Raises ValueError for another kind."""
+    if kind == "random":
+        return torch.randperm(N_PIXELS, generator=torch.Generator().manual_seed(seed)).tolist()
+    if kind == "bitreversal":
+        bits = (N_PIXELS - 1).bit_length()
+        reversed_indices = (int(format(i, f"0{bits}b")[::-1], 2) for i in range(1 << bits))
+        return [r for r in reversed_indices if r < N_PIXELS]
+    raise ValueError(f"permutation kind must be 'random' or 'bitreversal', got {kind!r}")
 
 
 class PixelSequences(DataModule):
     """Sequential (row by row) or permuted pixel sequences of a 28 x 28 image data set.
 
     Options: data_dir (the folder with the IDX files), val_size (the last val_size training images
-    are held out), permutation (None = sequential; a list of 784 indices), permutation_seed
-    (recorded with a permutation for provenance).
+    are held out), permutation (None = sequential; a list of 784 indices), permutation_kind and
+    permutation_seed (how the permutation was made, recorded for provenance).
     """
 
     task = "classification"
@@ -77,8 +85,10 @@ class PixelSequences(DataModule):
     default_dir: str | None = FASHION_MNIST_DIR
 
     def __init__(self, data_dir: str | None = None, val_size: int = 5000,
-                 permutation: list[int] | None = None, permutation_seed: int | None = None):
-        super().__init__({"val_size": val_size, "permutation": permutation, "permutation_seed": permutation_seed})
+                 permutation: list[int] | None = None, permutation_kind: str | None = None,
+                 permutation_seed: int | None = None):
+        super().__init__({"val_size": val_size, "permutation": permutation, "permutation_kind": permutation_kind,
+                          "permutation_seed": permutation_seed})
         folder = data_dir or self.default_dir
         if folder is None:
             raise MissingDataError(f"{self.source} needs --data DIR. {self.how_to_get}")
@@ -122,7 +132,8 @@ class PixelSequences(DataModule):
             "preprocess": "x = (pixel / 255 - mean) / std; sequence[t] = x.flatten()[permutation[t]] "
                           "(row-major flatten; no permutation = identity)",
             "scale": 1 / 255, "mean": self.mean, "std": self.std,
-            "permutation": self.permutation, "permutation_seed": self.options["permutation_seed"],
+            "permutation": self.permutation, "permutation_kind": self.options["permutation_kind"],
+            "permutation_seed": self.options["permutation_seed"],
             "datamodule": {"name": self.name, "options": self.options},
         }
         return spec
@@ -135,9 +146,10 @@ class SequentialFashionMNIST(PixelSequences):
 class PermutedFashionMNIST(PixelSequences):
     name, dataset = "psfmnist", "fashion-mnist"
 
-    def __init__(self, data_dir: str | None = None, val_size: int = 5000,
-                 permutation: list[int] | None = None, permutation_seed: int = 0):
-        super().__init__(data_dir, val_size, permutation or make_permutation(permutation_seed), permutation_seed)
+    def __init__(self, data_dir: str | None = None, val_size: int = 5000, permutation: list[int] | None = None,
+                 permutation_kind: str = "random", permutation_seed: int = 0):
+        permutation = permutation or make_permutation(permutation_kind, permutation_seed)
+        super().__init__(data_dir, val_size, permutation, permutation_kind, permutation_seed)
 
 
 class SequentialMNIST(PixelSequences):
@@ -149,6 +161,7 @@ class PermutedMNIST(PixelSequences):
     name, dataset, source = "psmnist", "mnist", "mnist"
     how_to_get, default_dir = MNIST_HOW_TO_GET, None
 
-    def __init__(self, data_dir: str | None = None, val_size: int = 5000,
-                 permutation: list[int] | None = None, permutation_seed: int = 0):
-        super().__init__(data_dir, val_size, permutation or make_permutation(permutation_seed), permutation_seed)
+    def __init__(self, data_dir: str | None = None, val_size: int = 5000, permutation: list[int] | None = None,
+                 permutation_kind: str = "bitreversal", permutation_seed: int = 0):
+        permutation = permutation or make_permutation(permutation_kind, permutation_seed)
+        super().__init__(data_dir, val_size, permutation, permutation_kind, permutation_seed)
