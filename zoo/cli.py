@@ -151,7 +151,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     for f in dataclasses.fields(TrainConfig):
         kind = {"int": int, "float": float, "str": str}[str(f.type).split(" ")[0]]
         p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=None,
-                       help=f"default {f.default}")
+                       help=f"{f.metadata['doc']} (default {f.default})")
 
 
 @command("train", "train a model; resumable; the result is a model folder with its card")

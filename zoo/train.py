@@ -46,21 +46,23 @@ CHECK_SUBSET = 200  # the card records the accuracy on the first CHECK_SUBSET te
 class TrainConfig:
     """Optimisation and run settings; everything that decides the result is recorded in the card."""
 
-    epochs: int = 10
-    batch_size: int = 64  # global: split evenly over DDP ranks
-    lr: float = 4e-3
-    weight_decay: float = 0.05
-    warmup_steps: int = 200
-    min_lr_ratio: float = 0.0  # the cosine decays to lr * min_lr_ratio
-    grad_clip: float = 1.0  # max gradient norm; 0 disables clipping
-    seed: int = 0
-    eval_batch_size: int = 256
-    limit_train: int | None = None  # use only the first N training examples (quick runs)
-    max_minutes: float | None = None  # time budget of this invocation; then checkpoint and stop
-    stop_after_steps: int | None = None  # stop (and checkpoint) once this many steps are done in total
-    checkpoint_minutes: float = 5.0  # also checkpoint this often
-    log_every: int = 50
-    device: str = "auto"
+    epochs: int = field(default=10, metadata={"doc": "passes over the training split"})
+    batch_size: int = field(default=64, metadata={"doc": "global batch, split evenly over DDP processes"})
+    lr: float = field(default=4e-3, metadata={"doc": "peak AdamW learning rate (SSM A, dt keep their own)"})
+    weight_decay: float = field(default=0.05, metadata={"doc": "AdamW weight decay (not on norms, biases, SSM A, dt)"})
+    warmup_steps: int = field(default=200, metadata={"doc": "linear warm-up steps before the cosine decay"})
+    min_lr_ratio: float = field(default=0.0, metadata={"doc": "the cosine ends at lr * min_lr_ratio"})
+    grad_clip: float = field(default=1.0, metadata={"doc": "max gradient norm; 0 disables clipping"})
+    seed: int = field(default=0, metadata={"doc": "fixes initialisation, data order and dropout masks"})
+    eval_batch_size: int = field(default=256, metadata={"doc": "batch size of evaluation (recorded with the check)"})
+    limit_train: int | None = field(default=None, metadata={"doc": "train on the first N examples only"})
+    max_minutes: float | None = field(default=None, metadata={
+        "doc": "time budget of this invocation; then checkpoint and stop (rerun to resume)"})
+    stop_after_steps: int | None = field(default=None, metadata={
+        "doc": "checkpoint and stop once this many steps are done in total"})
+    checkpoint_minutes: float = field(default=5.0, metadata={"doc": "also checkpoint this often"})
+    log_every: int = field(default=50, metadata={"doc": "steps between log lines (without a progress bar)"})
+    device: str = field(default="auto", metadata={"doc": "auto (CUDA when available), cpu, cuda, cuda:1, ..."})
 
     def __post_init__(self):
         for key in ("epochs", "batch_size", "eval_batch_size", "log_every"):
