@@ -376,15 +376,11 @@ def train(
     ckpt = Path(checkpoint) if checkpoint else None
     if ckpt and ckpt.is_file():
         saved = load_checkpoint(ckpt, model, optimizer)
-        for key in ("train_config", "model_config", "data"):
-            if key == "train_config":
-                mismatch = {k for k in RESULT_KEYS if saved[key].get(k) != state[key].get(k)}
-            else:
-                mismatch = saved[key] != state[key]
-            if mismatch:
-                raise ValueError(f"checkpoint {ckpt} was made with a different {key.replace('_', ' ')}"
-                                 f"{': ' + ', '.join(sorted(mismatch)) if isinstance(mismatch, set) else ''}; "
-                                 f"use a new checkpoint path or the original settings")
+        changed = sorted(k for k in RESULT_KEYS if saved["train_config"].get(k) != state["train_config"].get(k))
+        changed += [key.replace("_", " ") for key in ("model_config", "data") if saved[key] != state[key]]
+        if changed:
+            raise ValueError(f"checkpoint {ckpt} was made with a different train config: {', '.join(changed)}; "
+                             f"use a new checkpoint path or the original settings")
         state.update({k: saved[k] for k in ("step", "elapsed_s", "parts", "history")})
         log(dist, f"resuming from {ckpt} at step {state['step']}/{total_steps}")
     if state["step"] < total_steps:  # a finished run asked again only re-evaluates and rewrites the folder
@@ -404,16 +400,17 @@ def train(
         if ckpt and dist.main:
             save_checkpoint(ckpt, model, optimizer, state)
 
-    per_rank = config.batch_size // dist.world
     step = state["step"]
     stopped_early = False
     running = {"loss": float("nan"), "acc": float("nan")}
     bar = make_progress(progress)
     with bar:
-        task = bar.add_task(f"train {name}", total=total_steps, completed=step, **{"loss": float("nan"), "acc": float("nan")})
+        task = bar.add_task(f"train {name}", total=total_steps, completed=step, loss=float("nan"), acc=float("nan"))
+        order_epoch, order = -1, torch.empty(0)
         while step < total_steps:
             epoch, index = divmod(step, steps_per_epoch)
-            order = epoch_order(len(train_split), config.seed, epoch)
+            if epoch != order_epoch:
+                order_epoch, order = epoch, epoch_order(len(train_split), config.seed, epoch)
             batch_ids = order[index * config.batch_size:(index + 1) * config.batch_size]
             x, y = train_split.batch(batch_ids[dist.rank::dist.world])
             torch.manual_seed(step_seed(config.seed, step, dist.rank))
