@@ -39,7 +39,8 @@ def test_bundled_model_reproduces_its_recorded_check(name):
     check = recorded["check"]
     start, stop = map(int, check["indices"].split(":"))
     assert start == 0
-    result = evaluate(model, data.split(check["split"]), batch_size=check["batch_size"], limit=stop)
+    result = evaluate(model, data.split(check["split"]), batch_size=check["batch_size"], limit=stop,
+                      seed=check.get("seed", 0))
     assert result["n"] == stop
     assert result["accuracy"] == check["accuracy"]
     assert result["loss"] == pytest.approx(check["loss"], rel=1e-5)

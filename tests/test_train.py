@@ -17,7 +17,7 @@ from toy_train import TINY, ToyData
 from zoo import cli
 from zoo.data import DATAMODULES
 from zoo.train import (TrainConfig, evaluate, evaluate_pretrained, lr_factor, results, results_markdown,
-                       save_checkpoint, train)
+                       save_checkpoint, spike_rates, train)
 
 TESTS = Path(__file__).parent
 
@@ -36,6 +36,25 @@ def test_lr_schedule_warmup_then_cosine():
     after = [lr_factor(s, total, warmup, 0.0) for s in range(warmup, total)]
     assert all(a >= b for a, b in zip(after, after[1:]))
     assert lr_factor(warmup + 25, total, warmup, 0.0) == pytest.approx(0.5 * (1 + math.cos(math.pi / 4)))
+
+
+class Heaviside(torch.nn.Module):
+    spiking_neuron = True
+
+    def forward(self, x):
+        return (x > 0).to(x.dtype)
+
+
+def test_spike_rates_count_every_output_by_hand():
+    linear = torch.nn.Linear(3, 3)
+    with torch.no_grad():
+        linear.weight.zero_()
+        linear.bias.copy_(torch.tensor([1.0, -1.0, 1.0]))
+    model = torch.nn.Sequential(Heaviside(), linear, Heaviside())
+    rates = spike_rates(model, torch.tensor([[1.0, -1.0, 2.0], [0.0, 3.0, -4.0]]))
+    assert rates["modules"] == {"0": 3 / 6, "2": 4 / 6}
+    assert rates["overall"] == pytest.approx(7 / 12)
+    assert spike_rates(torch.nn.Linear(3, 3), torch.ones(1, 3)) == {"overall": None, "modules": {}}
 
 
 def test_bad_train_options_are_value_errors():

@@ -236,26 +236,33 @@ def evaluate(model: nn.Module, split: Split, *, batch_size: int = 256, limit: in
 
 
 @torch.no_grad()
-def spike_rates(model: nn.Module, x: torch.Tensor) -> dict[str, float]:
-    """Firing rate (fraction of non-zero outputs) of every module marked `spiking_neuron = True`,
-    measured on input x in eval mode; {} for a model without spiking neurons."""
-    rates: dict[str, list[float]] = {}
+def spike_rates(model: nn.Module, x: torch.Tensor, seed: int = 0) -> dict[str, Any]:
+    """Firing rates of the modules marked `spiking_neuron = True` on input x (eval mode, random
+    generator seeded for stochastic neurons): {"overall": all non-zero spikes / all neuron outputs,
+    or None without spiking modules, "modules": {name: that module's rate}}."""
+    counts: dict[str, list[int]] = {}
     hooks = []
     for name, module in model.named_modules():
         if getattr(type(module), "spiking_neuron", False):
             def hook(mod, args, output, name=name):
                 spikes = output[0] if isinstance(output, tuple) else output
-                rates.setdefault(name, []).append(float((spikes != 0).float().mean()))
+                count = counts.setdefault(name, [0, 0])
+                count[0] += int((spikes != 0).sum())
+                count[1] += spikes.numel()
             hooks.append(module.register_forward_hook(hook))
     was_training = model.training
     model.eval()
     try:
-        model(x)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model(x)
     finally:
         for h in hooks:
             h.remove()
         model.train(was_training)
-    return {name: sum(v) / len(v) for name, v in rates.items()}
+    spikes, outputs = sum(c[0] for c in counts.values()), sum(c[1] for c in counts.values())
+    return {"overall": spikes / outputs if outputs else None,
+            "modules": {name: c[0] / c[1] for name, c in counts.items() if c[1]}}
 
 
 def profile_costs(model: nn.Module, x: torch.Tensor) -> dict[str, Any] | None:
@@ -496,11 +503,11 @@ def write_model_folder(model: nn.Module, data: DataModule, out: Path, *, name: s
     metrics = {data.metric: test[data.metric], "loss": test["loss"]}
     if data.metric != "accuracy":
         metrics["accuracy"] = test["accuracy"]
-    if rates:
-        metrics["firing_rate"] = sum(rates.values()) / len(rates)
+    if rates["overall"] is not None:
+        metrics["firing_rate"] = rates["overall"]
     evaluation = {
         "split": "test", "n": test["n"], **{k: v for k, v in test.items() if k != "n"},
-        "check": {"split": "test", "indices": f"0:{check['n']}", "batch_size": config.eval_batch_size,
+        "check": {"split": "test", "indices": f"0:{check['n']}", "batch_size": config.eval_batch_size, "seed": 0,
                   "accuracy": check["accuracy"], "loss": check["loss"]},
     }
     sections = {
@@ -552,12 +559,12 @@ def evaluation_section(name: str, data: DataModule, test: dict[str, float], chec
             f"(`zoo eval {name} --limit {check['n']}`).")
 
 
-def cost_section(rates: dict[str, float], costs: dict[str, Any] | None, n_inputs: int) -> str:
-    if rates:
-        mean = sum(rates.values()) / len(rates)
-        text = (f"Firing rate (fraction of non-zero spikes) measured on the first {n_inputs} test inputs: "
-                f"mean **{mean:.4f}** over {len(rates)} spiking modules.\n\n| module | firing rate |\n|---|---|\n"
-                + "\n".join(f"| `{k}` | {v:.4f} |" for k, v in rates.items()))
+def cost_section(rates: dict[str, Any], costs: dict[str, Any] | None, n_inputs: int) -> str:
+    if rates["overall"] is not None:
+        text = (f"Firing rate measured on the first {n_inputs} test inputs: **{rates['overall']:.4f}** "
+                f"(non-zero spikes / neuron outputs over {len(rates['modules'])} spiking modules).\n\n"
+                "| module | firing rate |\n|---|---|\n"
+                + "\n".join(f"| `{k}` | {v:.4f} |" for k, v in rates["modules"].items()))
     else:
         text = "This model has no spiking neurons (dense baseline)."
     if costs is None:
@@ -604,7 +611,8 @@ def evaluate_pretrained(name: str, *, data_dir: str | None = None, split: str = 
     recorded = block.get("evaluation") or {}
     check = recorded.get("check") or {}
     batch_size = batch_size or check.get("batch_size") or 256
-    metrics = evaluate(model, data.split(split), batch_size=batch_size, limit=limit, progress=progress)
+    metrics = evaluate(model, data.split(split), batch_size=batch_size, limit=limit, progress=progress,
+                       seed=check.get("seed", 0))
     n = metrics.pop("n")
     result: dict[str, Any] = {"name": name, "split": split, "n": n, "metrics": metrics, "recorded": None}
     if split == recorded.get("split") and n == recorded.get("n"):
