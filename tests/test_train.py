@@ -16,8 +16,8 @@ import zoo
 from toy_train import TINY, ToyData
 from zoo import cli
 from zoo.data import DATAMODULES
-from zoo.train import (TrainConfig, evaluate, evaluate_pretrained, lr_factor, results, results_markdown,
-                       save_checkpoint, spike_rates, train)
+from zoo.train import (README_MARKERS, TrainConfig, evaluate, evaluate_pretrained, lr_factor, replace_results_block,
+                       results, results_markdown, save_checkpoint, spike_rates, train)
 
 TESTS = Path(__file__).parent
 
@@ -157,6 +157,13 @@ def test_final_model_folder_loads_and_records_its_check(tmp_path, monkeypatch, c
     assert rows[0]["macs"] > 0 and rows[0]["energy_45nm-fp32_j"] > 0 and rows[0]["energy_loihi_j"] > 0
     table = results_markdown(rows)
     assert table.splitlines()[0].startswith("| model | test accuracy") and "(1.00x)" in table
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# title\n\n{README_MARKERS[0]}\nold table\n{README_MARKERS[1]}\n\nafter\n")
+    replace_results_block(readme, table)
+    assert readme.read_text() == f"# title\n\n{README_MARKERS[0]}\n{table}\n{README_MARKERS[1]}\n\nafter\n"
+    readme.write_text("no markers")
+    with pytest.raises(ValueError, match="no results block"):
+        replace_results_block(readme, table)
 
 
 def test_train_cli_on_missing_data_gives_one_clear_error(tmp_path, capsys):

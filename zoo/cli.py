@@ -254,15 +254,19 @@ import zoo_profiler.cli  # noqa: E402,F401  (registers `zoo profile` in COMMANDS
     p.add_argument("names", nargs="*", help="models (default: every bundled model)"),
     p.add_argument("--data", metavar="DIR", help="folder with the data set's files (default: its usual place)"),
     p.add_argument("--limit", type=int, help="only the first N test examples (default: the full test set)"),
+    p.add_argument("--readme", metavar="FILE", help="also write the table into FILE between its results markers"),
     p.add_argument("--json", action="store_true"),
 ))
 def cmd_results(args) -> None:
-    from zoo.train import results, results_markdown
+    from zoo.train import replace_results_block, results, results_markdown
 
     rows = results(args.names or None, limit=args.limit, data_dir=args.data)
     if args.json:
         return print_json(rows)
-    print(results_markdown(rows))
+    table = results_markdown(rows)
+    print(table)
+    if args.readme:
+        replace_results_block(args.readme, table)
 
 
 # ---- entry point --------------------------------------------------------------------------------

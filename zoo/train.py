@@ -688,3 +688,23 @@ def results_markdown(rows: list[dict[str, Any]]) -> str:
                      f"{r['parameters']:,} | {fmt(r['firing_rate'], '.4f')} | {r['macs']:,} | {r['acs']:,} | "
                      + " | ".join(energy) + " |")
     return "\n".join(lines)
+
+
+README_MARKERS = ("<!-- zoo results: start -->", "<!-- zoo results: end -->")
+
+
+def replace_results_block(path: str | os.PathLike, table: str) -> None:
+    """Put `table` between the README_MARKERS lines of the file at `path` (atomically).
+
+    Raises ValueError when the file lacks the two markers in order.
+    """
+    path = Path(path)
+    text = path.read_text()
+    start, end = README_MARKERS
+    i, j = text.find(start), text.find(end)
+    if i < 0 or j < i:
+        raise ValueError(f"{path} has no results block: add the lines {start!r} and {end!r} where the table goes")
+    new = text[:i + len(start)] + "\n" + table.strip() + "\n" + text[j:]
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(new)
+    os.replace(tmp, path)
