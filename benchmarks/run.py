@@ -52,7 +52,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("names", nargs="*", help="substrings of benchmark file names to run")
     parser.add_argument("--quick", action="store_true", help="small sizes (seconds)")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     sys.path.insert(0, str(HERE))
     files = sorted(HERE.glob("bench_*.py"))
     if args.names:
