@@ -384,7 +384,10 @@ def train(
     if ckpt and ckpt.is_file():
         saved = load_checkpoint(ckpt, model, optimizer)
         changed = sorted(k for k in RESULT_KEYS if saved["train_config"].get(k) != state["train_config"].get(k))
-        changed += [key.replace("_", " ") for key in ("model_config", "data") if saved[key] != state[key]]
+        if saved["model_config"] != state["model_config"]:
+            changed.append("model config")
+        if not same_data(saved["data"], state["data"]):
+            changed.append("data")
         if changed:
             raise ValueError(f"checkpoint {ckpt} was made with a different train config: {', '.join(changed)}; "
                              f"use a new checkpoint path or the original settings")
@@ -467,6 +470,13 @@ def train(
 # Train options that change the result; a resumed run must keep them (budget options may change).
 RESULT_KEYS = ("epochs", "batch_size", "lr", "weight_decay", "warmup_steps", "min_lr_ratio", "grad_clip",
                "seed", "limit_train")
+
+
+def same_data(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Same data module and the same value for every option both records name (an option added to
+    a data module later, with its default, does not invalidate older checkpoints)."""
+    shared = a["options"].keys() & b["options"].keys()
+    return a["name"] == b["name"] and all(a["options"][k] == b["options"][k] for k in shared)
 
 
 def smooth(running: dict[str, float], loss: float, acc: float, beta: float = 0.98) -> dict[str, float]:
