@@ -166,6 +166,19 @@ def test_final_model_folder_loads_and_records_its_check(tmp_path, monkeypatch, c
         replace_results_block(readme, table)
 
 
+def test_training_continues_from_a_model_folder(tmp_path, monkeypatch):
+    """A model folder as NAME: its weights are the starting point and its input spec the data."""
+    monkeypatch.setitem(DATAMODULES, "toy", "toy_train:ToyData")
+    out = tmp_path / "first"
+    train("s4d", ToyData(n_train=32), config=small_config(), overrides=TINY, out=out, progress=False)
+    frozen = train(str(out), config=small_config(lr=0.0, weight_decay=0.0), overrides={"ssm_lr": 0.0}, progress=False)
+    loaded = zoo.load(out).state_dict()
+    for key, value in frozen.model.state_dict().items():
+        assert torch.equal(value, loaded[key]), key
+    moved = train(str(out), config=small_config(), progress=False)
+    assert not torch.equal(moved.model.state_dict()["encoder.weight"], loaded["encoder.weight"])
+
+
 def test_train_cli_on_missing_data_gives_one_clear_error(tmp_path, capsys):
     code = cli.main(["train", "s4d", "--dataset", "sfmnist", "--data", str(tmp_path / "nowhere"),
                      "--checkpoint", str(tmp_path / "ck.safetensors"), "--out", str(tmp_path / "m")])

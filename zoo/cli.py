@@ -139,7 +139,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 
     from zoo.train import TrainConfig
 
-    p.add_argument("name", help="pretrained entry (its config and data set) or architecture name")
+    p.add_argument("name", help="pretrained entry (its config and data set), architecture, or model folder "
+                                "(trained further)")
     p.add_argument("--dataset", help="data module (sfmnist, psfmnist, listops, ...); default: the entry's")
     p.add_argument("--data", metavar="DIR", help="folder with the data set's files (default: its usual place)")
     p.add_argument("--data-option", action="append", metavar="KEY=VALUE", help="data module option")
@@ -164,7 +165,7 @@ def cmd_train(args) -> None:
 
     options = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
                if getattr(args, f.name) is not None}
-    run_dir = Path("runs") / args.name
+    run_dir = Path("runs") / Path(args.name).name
     result = train(
         args.name, args.dataset, config=TrainConfig(**options), data_dir=args.data,
         data_options=parse_assignments(args.data_option, "--data-option"),

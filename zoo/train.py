@@ -302,26 +302,44 @@ def log(dist: Dist, message: str) -> None:
 
 
 # ---- training -----------------------------------------------------------------------------------
+def model_folder(name: str) -> Path | None:
+    """`name` as a model folder (a directory with config.json), else None."""
+    path = Path(name)
+    return path if (path / "config.json").is_file() else None
+
+
 def build_model(name: str, data: DataModule, overrides: dict[str, Any]) -> tuple[nn.Module, str]:
-    """A fresh model for `name` (pretrained entry or architecture) with the keys the data fixes."""
+    """The model to train: a model folder's weights (to continue or fine-tune), or fresh weights for
+    a pretrained entry's configuration or an architecture; with the config keys the data fixes."""
     from zoo.registry import registry
 
-    registry.fill()
     keys = {**data.model_config(), **overrides}
+    if model_folder(name):
+        model = zoo.load(name, **keys)
+        return model, model.architecture
+    registry.fill()
     model = zoo.create(name, **keys)
     entry = registry.models.get(name)
     return model, entry.architecture if entry else name
 
 
-def default_dataset(name: str) -> str:
-    """The data module a pretrained entry was trained on (its `dataset`), else ValueError."""
+def default_datamodule(name: str, data_dir: str | None, options: dict[str, Any]) -> DataModule:
+    """The data a model folder records in its input spec, or the data set a pretrained entry names.
+
+    Raises ValueError when `name` names no data set (an architecture).
+    """
+    from zoo.data import from_input_spec
     from zoo.registry import registry
 
+    folder = model_folder(name)
+    if folder:
+        spec = json.loads((folder / "config.json").read_text()).get("spikezoo", {}).get("input_spec", {})
+        return from_input_spec(spec, data_dir)
     registry.fill()
     entry = registry.models.get(name)
     if entry is None or not entry.dataset:
         raise ValueError(f"{name!r} names no data set: pass one (e.g. --dataset sfmnist)")
-    return entry.dataset
+    return get_datamodule(entry.dataset, data_dir, **options)
 
 
 def train(
@@ -338,8 +356,9 @@ def train(
     command: str | None = None,
     progress: bool | None = None,
 ) -> TrainResult:
-    """Train `name` (a pretrained entry name, whose config and data set are used, or an architecture)
-    on `data` (a DataModule or a data-module name; default: the entry's data set).
+    """Train `name` on `data` (a DataModule or a data-module name). `name` is a pretrained entry
+    (its configuration, fresh weights; default data: its data set), an architecture, or a model
+    folder (its weights are trained further; default data: the one in its input spec).
 
     `checkpoint`: resumable checkpoint file (resumed from when it exists). `out`: where the final
     model folder is written (save_pretrained) once training is finished; `model_name` its name.
@@ -353,8 +372,10 @@ def train(
     dist = Dist(device)
     if config.batch_size % dist.world:
         raise ValueError(f"batch_size {config.batch_size} must be divisible by the {dist.world} processes")
-    if isinstance(data, str) or data is None:
-        data = get_datamodule(data or default_dataset(name), data_dir, **(data_options or {}))
+    if isinstance(data, str):
+        data = get_datamodule(data, data_dir, **(data_options or {}))
+    elif data is None:
+        data = default_datamodule(name, data_dir, data_options or {})
     progress = sys.stdout.isatty() if progress is None else progress
     progress = progress and dist.main
 
