@@ -145,7 +145,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", metavar="DIR", help="folder with the data set's files (default: its usual place)")
     p.add_argument("--data-option", action="append", metavar="KEY=VALUE", help="data module option")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="model config override")
-    p.add_argument("--checkpoint", metavar="FILE", help="resumable checkpoint (default runs/NAME/checkpoint.safetensors)")
+    p.add_argument("--checkpoint", metavar="FILE",
+                   help="resumable checkpoint (default runs/NAME/checkpoint.safetensors)")
     p.add_argument("--out", metavar="DIR", help="final model folder (default runs/NAME/model)")
     p.add_argument("--model-name", help="name written into the model folder (default NAME)")
     p.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")

@@ -287,7 +287,8 @@ def profile_costs(model: nn.Module, x: torch.Tensor) -> dict[str, Any] | None:
 # ---- progress -----------------------------------------------------------------------------------
 def make_progress(enabled: bool):
     """A rich progress bar with loss and accuracy columns (a no-op when disabled)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
 
     return Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -445,8 +446,9 @@ def train(
             batch_ids = order[index * config.batch_size:(index + 1) * config.batch_size]
             x, y = train_split.batch(batch_ids[dist.rank::dist.world])
             torch.manual_seed(step_seed(config.seed, step, dist.rank))
+            factor = lr_factor(step, total_steps, config.warmup_steps, config.min_lr_ratio)
             for group in optimizer.param_groups:
-                group["lr"] = group["initial_lr"] * lr_factor(step, total_steps, config.warmup_steps, config.min_lr_ratio)
+                group["lr"] = group["initial_lr"] * factor
             logits = net(x.to(device))
             loss_sum, correct, count = batch_metrics(logits, y.to(device))
             loss = loss_sum / count
@@ -480,8 +482,8 @@ def train(
     result = TrainResult(model=model, finished=not stopped_early, step=step, total_steps=total_steps,
                          history=state["history"])
     if stopped_early:
-        log(dist, f"stopped at step {step}/{total_steps} (time budget or stop_after_steps); "
-                  f"{'run the same command again to resume from ' + str(ckpt) if ckpt else 'no checkpoint path was given'}")
+        how = f"run the same command again to resume from {ckpt}" if ckpt else "no checkpoint path was given"
+        log(dist, f"stopped at step {step}/{total_steps} (time budget or stop_after_steps); {how}")
         return result
     result.metrics = finish(model, data, config, state, device, dist, out, model_name or name, progress)
     result.out = Path(out) if out else None
@@ -554,26 +556,25 @@ def write_model_folder(model: nn.Module, data: DataModule, out: Path, *, name: s
 
 
 def hms(seconds: float) -> str:
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
 def training_section(state: dict[str, Any], config: TrainConfig, data: DataModule) -> str:
     parts = state["parts"]
-    commands = "\n".join(p["command"] for p in parts[:1])
     lines = [
         f"Trained by this project with `zoo.train` on {data.describe()}.",
         "",
-        "```bash\n" + commands + "\n```",
+        "```bash\n" + parts[0]["command"] + "\n```",
         "",
-        f"Wall time: **{hms(state['elapsed_s'])}** of training ({state['elapsed_s'] / 60:.1f} min, "
-        f"{len(parts)} part{'s' if len(parts) > 1 else ''}; the same command resumes from the checkpoint) on "
-        f"{machine()}, torch {torch.__version__}, {state['world_size']} process(es).",
+        (f"Wall time: **{hms(state['elapsed_s'])}** of training ({state['elapsed_s'] / 60:.1f} min, "
+         f"{len(parts)} part{'s' if len(parts) > 1 else ''}; the same command resumes from the checkpoint) on "
+         f"{machine()}, torch {torch.__version__}, {state['world_size']} process(es)."),
         "",
-        f"{state['step']:,} steps = {config.epochs} epochs of batch {config.batch_size}; AdamW lr {config.lr} "
-        f"(SSM A and dt: their own lr, no weight decay), weight decay {config.weight_decay}, warm-up "
-        f"{config.warmup_steps} steps, cosine to {config.min_lr_ratio} x lr, gradient clip {config.grad_clip}, "
-        f"seed {config.seed}.",
+        (f"{state['step']:,} steps = {config.epochs} epochs of batch {config.batch_size}; AdamW lr {config.lr} "
+         f"(SSM A and dt: their own lr, no weight decay), weight decay {config.weight_decay}, warm-up "
+         f"{config.warmup_steps} steps, cosine to {config.min_lr_ratio} x lr, gradient clip {config.grad_clip}, "
+         f"seed {config.seed}."),
     ]
     if state["history"]:
         lines += ["", "| epoch | train loss (smoothed) | val accuracy | val loss |", "|---|---|---|---|"]
@@ -713,7 +714,8 @@ def results_markdown(rows: list[dict[str, Any]]) -> str:
         energy = []
         for h in RESULT_HARDWARE:
             e = r[f"energy_{h}_j"]
-            ratio = f" ({e / dense[f'energy_{h}_j']:.2f}x)" if dense and e is not None and dense[f"energy_{h}_j"] else ""
+            base = dense[f"energy_{h}_j"] if dense else None
+            ratio = f" ({e / base:.2f}x)" if e is not None and base else ""
             energy.append(fmt(None if e is None else e * 1e6, ".4g") + ratio)
         lines.append(f"| {r['name']} | {fmt(r['accuracy'], '.4f')} (n={r['n']:,}) | {fmt(r['card_accuracy'], '.4f')} | "
                      f"{r['parameters']:,} | {fmt(r['firing_rate'], '.4f')} | {r['macs']:,} | {r['acs']:,} | "

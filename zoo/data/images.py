@@ -8,8 +8,8 @@ permutation, so no other program has to regenerate it.
 
 Fashion-MNIST comes from the Debian package `dataset-fashion-mnist` (/usr/share/datasets/fashion-mnist);
 MNIST is user-supplied (the same four IDX files). Permuted Fashion-MNIST uses a seeded random order;
-permuted MNIST defaults to the S4 code base's bit-reversal order (`permutation_kind`). The last `val_size` training images form the
-validation split; the test split is the full 10,000-image test set.
+permuted MNIST defaults to the S4 code base's bit-reversal order (`permutation_kind`). The last
+`val_size` training images form the validation split; the test split is the full 10,000-image test set.
 """
 
 from __future__ import annotations

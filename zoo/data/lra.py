@@ -30,8 +30,9 @@ from zoo.data.base import DataModule, MissingDataError, Split, find_file
 CIFAR_HOW_TO_GET = ("Download the CIFAR-10 binary version (cifar-10-binary.tar.gz from "
                     "https://www.cs.toronto.edu/~kriz/cifar.html), unpack it and pass the folder "
                     "cifar-10-batches-bin as --data DIR")
-IMDB_HOW_TO_GET = ("Download the IMDB review release (aclImdb_v1.tar.gz from https://ai.stanford.edu/~amaas/data/sentiment/), "
-                   "unpack it and pass the folder aclImdb as --data DIR")
+IMDB_HOW_TO_GET = ("Download the IMDB review release (aclImdb_v1.tar.gz from "
+                   "https://ai.stanford.edu/~amaas/data/sentiment/), unpack it and pass the folder aclImdb "
+                   "as --data DIR")
 AAN_HOW_TO_GET = ("Download the LRA release (lra_release.gz from https://github.com/google-research/long-range-arena) "
                   "and pass its tsv_data folder (new_aan_pairs.train.tsv, .eval.tsv, .test.tsv) as --data DIR")
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)
@@ -150,14 +151,15 @@ class AANRetrieval(ByteTextMixin, DataModule):
     """LRA Retrieval: do two ACL papers cite each other? Two byte-level documents per example."""
 
     name, dataset, task = "lra-aan", "lra-aan", "retrieval"
-    files = {"train": "new_aan_pairs.train.tsv", "val": "new_aan_pairs.eval.tsv", "test": "new_aan_pairs.test.tsv"}
+    files = (("train", "new_aan_pairs.train.tsv"), ("val", "new_aan_pairs.eval.tsv"),
+             ("test", "new_aan_pairs.test.tsv"))
 
     def __init__(self, data_dir: str | None = None, max_len: int = 4000):
         super().__init__({"max_len": max_len})
         self.max_len = max_len
         folder = require_folder(data_dir, "LRA Retrieval (AAN)", AAN_HOW_TO_GET)
         csv.field_size_limit(sys.maxsize)  # the documents are long
-        for split, name in self.files.items():
+        for split, name in self.files:
             path = find_file(folder, [name], "LRA Retrieval (AAN)", AAN_HOW_TO_GET)
             with open(path, newline="", encoding="utf-8") as f:
                 rows = [r for r in csv.reader(f, delimiter="\t") if r]

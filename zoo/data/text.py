@@ -46,7 +46,11 @@ class TinyText(DataModule):
             raise ValueError(f"seq_len must be at least 1, got {seq_len}")
         self.seq_len = seq_len
         path = find_file(data_dir or DEVIL_DIR, ["devil.dict.dz", "devil.dict"], "The Devil's Dictionary", HOW_TO_GET)
-        raw = gzip.open(path).read() if path.suffix == ".dz" else path.read_bytes()
+        if path.suffix == ".dz":
+            with gzip.open(path) as f:
+                raw = f.read()
+        else:
+            raw = path.read_bytes()
         ids = encode_text(raw.decode("utf-8", errors="replace"))
         a = int(len(ids) * self.fractions[0])
         b = a + int(len(ids) * self.fractions[1])
