@@ -198,3 +198,19 @@ def test_model_input_errors_name_the_problem():
     lm = zoo.create("s4d", d_model=8, n_layers=1, task="lm", vocab_size=5)
     with pytest.raises(ValueError, match="token id 7 is outside the vocabulary"):
         lm(torch.tensor([[1, 7]]))
+
+
+class HalfBadPlugin:
+    @zoo.hookimpl
+    def register_architectures(self, register):
+        from zoo_s4d import S4D, S4DConfig
+
+        register("half_ok", S4DConfig, S4D)
+        register("Half-Bad", S4DConfig, S4D)  # an invalid name: the whole plugin is refused
+
+
+def test_plugin_failing_part_way_leaves_nothing_registered(temp_plugin):
+    temp_plugin(HalfBadPlugin(), "halfbad")
+    with pytest.warns(plugins.PluginWarning, match="halfbad.*snake_case"):
+        names = zoo.list_models(pretrained=False)
+    assert "half_ok" not in names and "s4d" in names

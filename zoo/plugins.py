@@ -92,12 +92,13 @@ def plugin_status() -> list[PluginStatus]:
     return sorted(_status.values(), key=lambda s: s.name)
 
 
-def call_register_hook(hook_name: str, commit) -> None:
+def call_register_hook(hook_name: str, commit, discard=None) -> None:
     """Run `hook_name(register)` on each plugin separately, then `commit(plugin_name, *args)`
     for each thing it registered.
 
-    Registrations are buffered per plugin and committed only if its hook returns, so a plugin that
-    raises leaves nothing half-registered; it is unregistered and reported as broken.
+    Registrations are buffered per plugin and committed only if its hook returns. If the hook or a
+    commit raises, `discard(plugin_name)` removes what that plugin had already committed, so a
+    failing plugin leaves nothing half-registered; it is unregistered and reported as broken.
     """
     load_plugins()
     hook = getattr(pm.hook, hook_name)
@@ -109,6 +110,8 @@ def call_register_hook(hook_name: str, commit) -> None:
             for args, kwargs in calls:
                 commit(name, *args, **kwargs)
         except Exception as error:  # noqa: BLE001
+            if discard is not None:
+                discard(name)
             status = _status.get(name)
             pm.unregister(impl.plugin)
             mark_broken(name, status.module if status else str(impl.plugin),

@@ -78,8 +78,13 @@ class Registry:
         if self._filled:
             return
         self._filled = True
-        plugins.call_register_hook("register_architectures", self.add_architecture)
-        plugins.call_register_hook("register_models", self.add_model)
+        plugins.call_register_hook("register_architectures", self.add_architecture, self.discard)
+        plugins.call_register_hook("register_models", self.add_model, self.discard)
+
+    def discard(self, plugin: str) -> None:
+        """Remove everything `plugin` registered (it failed part-way)."""
+        self.models = {k: e for k, e in self.models.items() if e.plugin != plugin}
+        self.architectures = {k: a for k, a in self.architectures.items() if a.plugin != plugin}
 
     def reset(self) -> None:
         """Forget everything; the next query asks the plugins again (used after (un)registering)."""

@@ -52,7 +52,11 @@ def registered_hardware() -> dict[str, HardwareProfile]:
 
     if not _own_plugin_loaded():
         zoo_profiler.register_hardware(lambda p: commit("profiler", p))
-    plugins.call_register_hook("register_hardware", commit)
+    def discard(plugin: str) -> None:
+        for name in [n for n, p in profiles.items() if p.plugin == plugin]:
+            del profiles[name]
+
+    plugins.call_register_hook("register_hardware", commit, discard)
     return profiles
 
 
@@ -82,7 +86,11 @@ def registered_rules() -> dict[str, Rule]:
 
     if not _own_plugin_loaded():
         zoo_profiler.register_op_costs(lambda op, rule: builtin.__setitem__(op_key(op), rule))
-    plugins.call_register_hook("register_op_costs", commit)
+    def discard(plugin: str) -> None:
+        for key in [k for k, p in owner.items() if p == plugin]:
+            del extra[key], owner[key]
+
+    plugins.call_register_hook("register_op_costs", commit, discard)
     return {**builtin, **extra}
 
 
