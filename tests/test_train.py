@@ -156,7 +156,8 @@ def test_final_model_folder_loads_and_records_its_check(tmp_path, monkeypatch, c
     assert rows[0]["accuracy"] == result.metrics["accuracy"] and rows[0]["card_accuracy"] == rows[0]["accuracy"]
     assert rows[0]["macs"] > 0 and rows[0]["energy_45nm-fp32_j"] > 0 and rows[0]["energy_loihi_j"] > 0
     table = results_markdown(rows)
-    assert table.splitlines()[0].startswith("| model | test accuracy") and "(1.00x)" in table
+    assert table.splitlines()[0].startswith("| model | data set | test accuracy") and "(1.00x)" in table
+    assert table.splitlines()[2].startswith("| s4d-toy | toy | ")  # the name recorded in the folder
     readme = tmp_path / "README.md"
     readme.write_text(f"# title\n\n{README_MARKERS[0]}\nold table\n{README_MARKERS[1]}\n\nafter\n")
     replace_results_block(readme, table)

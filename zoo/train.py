@@ -690,7 +690,8 @@ def results(names: list[str] | None = None, *, limit: int | None = None, data_di
         if costs is None:
             raise RuntimeError("the results table needs the profiler plugin zoo_profiler")
         rows.append({
-            "name": name, "architecture": model.pretrained_cfg["architecture"], "dataset": block["dataset"],
+            "name": block.get("name", name), "architecture": model.pretrained_cfg["architecture"],
+            "dataset": block["dataset"],
             "n": evaluated["n"], "accuracy": evaluated["metrics"]["accuracy"],
             "card_accuracy": (block.get("evaluation") or {}).get("accuracy"),
             "parameters": sum(p.numel() for p in model.parameters()),
@@ -702,13 +703,14 @@ def results(names: list[str] | None = None, *, limit: int | None = None, data_di
 
 def results_markdown(rows: list[dict[str, Any]]) -> str:
     """The rows of `results` as a markdown table; energy also relative to the dense S4D baseline
-    (the first row of architecture `s4d` on the same data set)."""
+    (the first row of architecture `s4d` on the same data set). For a language model the accuracy
+    is next-token accuracy."""
     def fmt(v, spec):
         return "-" if v is None else format(v, spec)
 
-    head = ("| model | test accuracy | card | parameters | firing rate | MACs | ACs | "
+    head = ("| model | data set | test accuracy | card | parameters | firing rate | MACs | ACs | "
             + " | ".join(f"energy {h} (µJ, x dense)" for h in RESULT_HARDWARE) + " |")
-    lines = [head, "|" + "---|" * (7 + len(RESULT_HARDWARE))]
+    lines = [head, "|" + "---|" * (8 + len(RESULT_HARDWARE))]
     for r in rows:
         dense = next((d for d in rows if d["architecture"] == "s4d" and d["dataset"] == r["dataset"]), None)
         energy = []
@@ -717,7 +719,7 @@ def results_markdown(rows: list[dict[str, Any]]) -> str:
             base = dense[f"energy_{h}_j"] if dense else None
             ratio = f" ({e / base:.2f}x)" if e is not None and base else ""
             energy.append(fmt(None if e is None else e * 1e6, ".4g") + ratio)
-        lines.append(f"| {r['name']} | {fmt(r['accuracy'], '.4f')} (n={r['n']:,}) | {fmt(r['card_accuracy'], '.4f')} | "
+        lines.append(f"| {r['name']} | {r['dataset']} | {fmt(r['accuracy'], '.4f')} (n={r['n']:,}) | {fmt(r['card_accuracy'], '.4f')} | "
                      f"{r['parameters']:,} | {fmt(r['firing_rate'], '.4f')} | {r['macs']:,} | {r['acs']:,} | "
                      + " | ".join(energy) + " |")
     return "\n".join(lines)
