@@ -15,8 +15,9 @@ from zoo.train import bundled_models, evaluate
 BUNDLED = bundled_models()
 
 
-def test_the_dense_baseline_is_bundled():
-    assert "s4d-sfmnist" in BUNDLED
+def test_the_dense_baseline_is_bundled_and_listed_first():
+    sfmnist = bundled_models("sfmnist")
+    assert sfmnist[0] == "s4d-sfmnist" and all(registry.entry(n).dataset == "sfmnist" for n in sfmnist)
 
 
 @pytest.mark.parametrize("name", BUNDLED)

@@ -254,6 +254,7 @@ import zoo_profiler.cli  # noqa: E402,F401  (registers `zoo profile` in COMMANDS
 @command("results", "evaluate every bundled model and print a markdown table with costs and energy")
 @with_arguments(lambda p: (
     p.add_argument("names", nargs="*", help="models (default: every bundled model)"),
+    p.add_argument("--dataset", help="only the bundled models of this data set (e.g. sfmnist)"),
     p.add_argument("--data", metavar="DIR", help="folder with the data set's files (default: its usual place)"),
     p.add_argument("--limit", type=int, help="only the first N test examples (default: the full test set)"),
     p.add_argument("--readme", metavar="FILE", help="also write the table into FILE between its results markers"),
@@ -262,7 +263,7 @@ import zoo_profiler.cli  # noqa: E402,F401  (registers `zoo profile` in COMMANDS
 def cmd_results(args) -> None:
     from zoo.train import replace_results_block, results, results_markdown
 
-    rows = results(args.names or None, limit=args.limit, data_dir=args.data)
+    rows = results(args.names or None, dataset=args.dataset, limit=args.limit, data_dir=args.data)
     if args.json:
         return print_json(rows)
     table = results_markdown(rows)

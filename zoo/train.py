@@ -265,15 +265,18 @@ def spike_rates(model: nn.Module, x: torch.Tensor, seed: int = 0) -> dict[str, A
             "modules": {name: c[0] / c[1] for name, c in counts.items() if c[1]}}
 
 
-def profile_costs(model: nn.Module, x: torch.Tensor) -> dict[str, Any] | None:
+def profile_costs(model: nn.Module, x: torch.Tensor, seed: int = 0) -> dict[str, Any] | None:
     """Counts and energy estimates of one forward pass on x from the profiler plugin (`zoo.profile`):
     MACs, ACs, FLOPs, neuron updates, firing rate, network sparsity, energy per hardware profile (J)
-    and the ops it could not count. None when the profiler plugin is not installed."""
+    and the ops it could not count. The random generator is seeded (stochastic neurons), so the
+    numbers repeat. None when the profiler plugin is not installed."""
     try:
         from zoo_profiler import profile
     except ImportError:
         return None
-    report = profile(model, example_input=x)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        report = profile(model, example_input=x)
     totals = report.totals
     return {
         "input_shape": list(x.shape),
@@ -660,18 +663,22 @@ def evaluate_pretrained(name: str, *, data_dir: str | None = None, split: str = 
 RESULT_HARDWARE = ("45nm-fp32", "loihi")
 
 
-def bundled_models() -> list[str]:
-    """Names of the registered entries whose weights ship with spikezoo (bundled folders)."""
+def bundled_models(dataset: str | None = None) -> list[str]:
+    """Names of the registered entries whose weights ship with spikezoo (bundled folders), the dense
+    S4D baselines first; only those of `dataset` (an entry's data set name) when given."""
     from zoo.hub import weights_available
     from zoo.registry import registry
 
     registry.fill()
-    return [n for n, e in sorted(registry.models.items()) if e.bundled and weights_available(e) == "bundled"]
+    names = [n for n, e in sorted(registry.models.items())
+             if e.bundled and weights_available(e) == "bundled" and dataset in (None, e.dataset)]
+    return sorted(names, key=lambda n: registry.models[n].architecture != "s4d")
 
 
-def results(names: list[str] | None = None, *, limit: int | None = None, data_dir: str | None = None,
-            progress: bool = False) -> list[dict[str, Any]]:
-    """Evaluate models (default: every bundled model) on their test sets and profile one test input.
+def results(names: list[str] | None = None, *, dataset: str | None = None, limit: int | None = None,
+            data_dir: str | None = None, progress: bool = False) -> list[dict[str, Any]]:
+    """Evaluate models (default: every bundled model, or those of `dataset`) on their test sets and
+    profile one test input.
 
     One row per model: accuracy now and as recorded in its card, parameters, firing rate, MACs, ACs,
     and estimated energy per input on 45 nm CMOS (fp32) and Loihi. Raises what `evaluate_pretrained`
@@ -680,7 +687,7 @@ def results(names: list[str] | None = None, *, limit: int | None = None, data_di
     from zoo.data import from_input_spec
 
     rows = []
-    for name in names or bundled_models():
+    for name in names or bundled_models(dataset):
         evaluated = evaluate_pretrained(name, data_dir=data_dir, limit=limit, progress=progress)
         model = zoo.load(name)
         block = model.pretrained_cfg["spikezoo"]
